@@ -1,0 +1,81 @@
+"""The task context: who is running (run, action), where its data goes, and what the plugin's ``pre`` provided.
+
+One ``TaskContext`` per task call, held in a ``contextvars.ContextVar`` so concurrent calls under ``gather`` each
+see their own.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._run import Action, RunState
+
+
+class TaskContext:
+    """What a running task can see of itself. ``flyte.ctx()`` returns it inside a task and ``None`` outside."""
+
+    __slots__ = ("action", "run", "data", "task_name", "parent", "leases")
+
+    def __init__(self, *, run: RunState, action: Action, task_name: str, data: dict[str, Any] | None = None,
+                 parent: TaskContext | None = None) -> None:
+        self.run = run
+        self.action = action
+        self.task_name = task_name
+        self.data: dict[str, Any] = data if data is not None else {}
+        self.parent = parent
+        self.leases: list[Any] = []  # engine leases taken by this call's pre; released when the call ends
+
+    @property
+    def run_name(self) -> str:
+        return self.run.name
+
+    @property
+    def action_name(self) -> str:
+        return self.action.name
+
+    @property
+    def mode(self) -> str:
+        """``"local"`` for the in-process controller, ``"remote"`` inside a cluster pod."""
+        return self.run.mode
+
+    @property
+    def raw_data_path(self) -> str:
+        """A directory (local path) or URI under which this run's offloaded data (DataFrames, files) is written."""
+        return self.run.raw_data_path
+
+    @property
+    def rank(self) -> int:
+        """Global rank inside a distributed worker (``RANK``); 0 elsewhere."""
+        return _env_int("RANK", 0)
+
+    @property
+    def local_rank(self) -> int:
+        return _env_int("LOCAL_RANK", 0)
+
+    @property
+    def world_size(self) -> int:
+        return _env_int("WORLD_SIZE", 1)
+
+    @property
+    def node_rank(self) -> int:
+        """The node (agent) index in a multi-node job: torchrun's ``GROUP_RANK``."""
+        return _env_int("GROUP_RANK", _env_int("NODE_RANK", 0))
+
+    def __repr__(self) -> str:
+        return f"TaskContext(task={self.task_name!r}, run={self.run_name!r}, action={self.action_name!r})"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value and value.lstrip("-").isdigit() else default
+
+
+current_context: ContextVar[TaskContext | None] = ContextVar("flyte_task_context", default=None)
+
+
+def ctx() -> TaskContext | None:
+    """The current task's context, or ``None`` outside any task."""
+    return current_context.get()

@@ -1,0 +1,173 @@
+"""The local controller: runs a task call in this process, on the caller's event loop.
+
+Path of every call: bind and encode inputs -> new action -> cache lookup -> attempts (retries with backoff, each under
+the timeout) -> decode inputs -> ``pre`` -> ``execute`` -> ``post`` -> encode output -> ``release`` (always) ->
+decode output for the caller. Encoding both ways makes a value that could not cross a process boundary fail here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import anyio
+
+from . import _cache
+from ._context import TaskContext, current_context
+from ._engines import release_call_leases
+from ._run import Action, RunState
+from ._task import AsyncFunctionTaskTemplate, TaskTemplate
+from .errors import TaskTimeoutError
+
+_BASE_PRE = AsyncFunctionTaskTemplate.pre
+_BASE_POST = AsyncFunctionTaskTemplate.post
+_BASE_RELEASE = AsyncFunctionTaskTemplate.release
+
+
+class LocalController:
+    async def submit(self, task: TaskTemplate[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                     parent: TaskContext | None, run: RunState | None = None) -> Any:
+        """Run ``task(*args, **kwargs)`` as a child of ``parent`` (or as a root action of ``run``)."""
+        run = parent.run if parent is not None else run
+        assert run is not None
+        interface = task.interface
+        encoded = interface.encode_inputs(interface.bind(args, kwargs), run.raw_data_path)
+        action = run.new_action(task.name, parent.action if parent is not None else None)
+        output = await self.run_action(task, encoded, run, action, parent)
+        return interface.decode_output(output, run.raw_data_path)
+
+    async def run_action(self, task: TaskTemplate[Any, Any], encoded: dict[str, bytes], run: RunState,
+                         action: Action, parent: TaskContext | None) -> bytes:
+        """Run one action to its encoded output: cache, retries, timeout. Raises the task's own exception."""
+        settings = task.settings
+        key = directory = None
+        if settings.cache.behavior != "disable" and not run.options.disable_run_cache:
+            directory = _cache.cache_dir(run.options.cache_dir)
+            key = _cache.cache_key(task, encoded)
+            if settings.cache.behavior == "auto" and not run.options.overwrite_cache:
+                hit = _cache.read(directory, key)
+                if hit is not None:
+                    action.cached = True
+                    action.status = "succeeded"
+                    action.started = action.ended = time.monotonic()
+                    run.notify("done", action)
+                    return hit
+
+        action.started = time.monotonic()
+        action.status = "running"
+        if run.listeners:
+            run.notify("start", action)
+        retries = settings.retries
+        while True:
+            action.attempts += 1
+            try:
+                output = await self._attempt(task, encoded, run, action, parent)
+                break
+            except TaskTimeoutError as exc:
+                self._finish(run, action, "timed_out", exc)
+                raise
+            except Exception as exc:
+                if action.attempts <= retries.count:
+                    if run.listeners:
+                        run.notify("retry", action)
+                    await anyio.sleep(retries.delay(action.attempts))
+                    continue
+                self._finish(run, action, "failed", exc)
+                raise
+            except BaseException as exc:  # cancellation, KeyboardInterrupt
+                self._finish(run, action, "aborted", exc)
+                raise
+        self._finish(run, action, "succeeded", None)
+        if key is not None and directory is not None and output[:1] != b"x":
+            # Offloaded outputs (type encoders) point into the run's raw data, which does not outlive the run.
+            _cache.write(directory, key, output)
+        return output
+
+    @staticmethod
+    def _finish(run: RunState, action: Action, status: str, error: BaseException | None) -> None:
+        action.status = status
+        action.ended = time.monotonic()
+        if error is not None:
+            action.error = f"{type(error).__name__}: {error}"
+        if run.listeners:
+            run.notify("done", action)
+
+    async def _attempt(self, task: TaskTemplate[Any, Any], encoded: dict[str, bytes], run: RunState,
+                       action: Action, parent: TaskContext | None) -> bytes:
+        interface = task.interface
+        inputs = interface.decode_inputs(encoded, run.raw_data_path)
+        args, kwargs = interface.split(inputs)
+        context = TaskContext(run=run, action=action, task_name=task.name, parent=parent)
+        token = current_context.set(context)
+        restore = _apply_env(run.options.env_vars, task.settings.env_vars)
+        try:
+            timeout = task.settings.timeout
+            if timeout is None:
+                result = await self._body(task, context, args, kwargs)
+            else:
+                try:
+                    with anyio.fail_after(timeout.seconds):
+                        result = await self._body(task, context, args, kwargs)
+                except TimeoutError as exc:
+                    if isinstance(exc, TaskTimeoutError):
+                        raise
+                    raise TaskTimeoutError(
+                        f"{task.name} (action {action.name}) exceeded its timeout of {timeout.seconds:g}s; "
+                        "it was cancelled and its resources released"
+                    ) from None
+            return interface.encode_output(result, run.raw_data_path)
+        finally:
+            if restore:
+                _restore_env(restore)
+            current_context.reset(token)
+
+    @staticmethod
+    async def _body(task: TaskTemplate[Any, Any], context: TaskContext, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        kind = type(task)
+        error: BaseException | None = None
+        try:
+            if getattr(kind, "pre", _BASE_PRE) is not _BASE_PRE:
+                data = await task.pre(*args, **kwargs)  # type: ignore[attr-defined]
+                if data:
+                    context.data.update(data)
+            result = await task.execute(*args, **kwargs)  # type: ignore[attr-defined]
+            if getattr(kind, "post", _BASE_POST) is not _BASE_POST:
+                result = await task.post(result)  # type: ignore[attr-defined]
+            return result
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if context.leases or getattr(kind, "release", _BASE_RELEASE) is not _BASE_RELEASE:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await task.release(context.data, error)  # type: ignore[attr-defined]
+                    finally:
+                        release_call_leases(context.leases)
+
+
+def _apply_env(*layers: dict[str, str]) -> dict[str, str | None] | None:
+    """Set the run's and task's environment variables for the call; returns what to restore. Process-wide: concurrent
+    calls that set the same variable to different values see the one set last."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        if layer:
+            merged.update(layer)
+    if not merged:
+        return None
+    previous = {name: os.environ.get(name) for name in merged}
+    os.environ.update(merged)
+    return previous
+
+
+def _restore_env(previous: dict[str, str | None]) -> None:
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+controller = LocalController()

@@ -1,0 +1,178 @@
+"""Process-wide pool of running engines (a SparkSession, a local Ray instance, a Dask cluster).
+
+Plugins never start or stop an engine directly: their ``pre`` calls :func:`acquire_engine` with a ``kind`` (one live
+engine per kind in a process, since Spark and Ray are per-process singletons), a ``spec`` that says what the engine
+must look like, and ``start``/``stop`` callables. The pool then:
+
+- reuses the live engine when its spec equals the requested one (warm calls cost a dict lookup);
+- otherwise waits until no call holds the engine, stops it and starts one to the new spec (an override resizes);
+- releases the call's lease when the call ends however it ends (return, raise, timeout, cancellation): the controller
+  calls :func:`release_call_leases` in a cancellation-shielded ``finally``;
+- stops every engine a run used when that run ends, and whatever is left at interpreter exit.
+
+State is guarded by a ``threading.Lock`` and waiting is by short sleeps, so one pool serves runs on any event loop
+(``flyte.run`` from a notebook starts its own loop in a thread).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
+
+import anyio
+
+from ._context import current_context
+
+log = logging.getLogger("flyte.engines")
+H = TypeVar("H")
+
+_POLL_SECONDS = 0.02
+
+
+class _Engine:
+    __slots__ = ("kind", "spec", "handle", "stop", "leases", "runs", "state")
+
+    def __init__(self, kind: str, spec: Hashable) -> None:
+        self.kind = kind
+        self.spec = spec
+        self.handle: Any = None
+        self.stop: Callable[[Any], None] | None = None
+        self.leases = 0
+        self.runs: set[str] = set()
+        self.state = "starting"  # starting -> ready -> stopping
+
+
+class EngineLease:
+    __slots__ = ("engine", "released")
+
+    def __init__(self, engine: _Engine) -> None:
+        self.engine = engine
+        self.released = False
+
+
+class EnginePool:
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._engines: dict[str, _Engine] = {}
+
+    def live(self, kind: str) -> tuple[Hashable, Any] | None:
+        """``(spec, handle)`` of the ready engine of ``kind``, or None."""
+        with self._mutex:
+            engine = self._engines.get(kind)
+            return (engine.spec, engine.handle) if engine and engine.state == "ready" else None
+
+    async def acquire(self, kind: str, spec: Hashable, start: Callable[[], Awaitable[H]],
+                      stop: Callable[[H], None]) -> H:
+        context = current_context.get()
+        if context is None:
+            raise RuntimeError("acquire_engine() is for a task template's pre(); no task is running")
+        run_name = context.run.name
+        while True:
+            to_stop: _Engine | None = None
+            with self._mutex:
+                engine = self._engines.get(kind)
+                if engine is None:
+                    engine = _Engine(kind, spec)
+                    self._engines[kind] = engine
+                    break  # this call starts it
+                if engine.state == "ready" and engine.spec == spec:
+                    engine.leases += 1
+                    engine.runs.add(run_name)
+                    context.leases.append(EngineLease(engine))
+                    return engine.handle  # type: ignore[no-any-return]
+                if engine.state == "ready" and engine.leases == 0:
+                    engine.state = "stopping"
+                    to_stop = engine
+            if to_stop is not None:
+                log.info("restarting %s engine: spec changed", kind)
+                with anyio.CancelScope(shield=True):
+                    await self._stop(to_stop)
+                continue
+            await anyio.sleep(_POLL_SECONDS)  # another call holds or is starting an engine of this kind
+
+        # Shielded: a cancellation half-way through a start would leave an engine nobody owns.
+        with anyio.CancelScope(shield=True):
+            try:
+                handle = await start()
+            except BaseException:
+                with self._mutex:
+                    self._engines.pop(kind, None)
+                raise
+            with self._mutex:
+                engine.handle = handle
+                engine.stop = stop  # type: ignore[assignment]
+                engine.state = "ready"
+                engine.leases = 1
+                engine.runs.add(run_name)
+            context.leases.append(EngineLease(engine))
+        return handle
+
+    def release(self, lease: EngineLease) -> None:
+        with self._mutex:
+            if not lease.released:
+                lease.released = True
+                lease.engine.leases -= 1
+
+    async def stop_for_run(self, run_name: str) -> None:
+        """Stop the engines used by ``run_name`` that no other live run uses."""
+        with self._mutex:
+            doomed = []
+            for engine in self._engines.values():
+                engine.runs.discard(run_name)
+                if engine.state == "ready" and not engine.runs and engine.leases == 0:
+                    engine.state = "stopping"
+                    doomed.append(engine)
+        with anyio.CancelScope(shield=True):
+            for engine in doomed:
+                await self._stop(engine)
+
+    async def _stop(self, engine: _Engine) -> None:
+        try:
+            if engine.stop is not None:
+                await anyio.to_thread.run_sync(engine.stop, engine.handle)
+        except Exception:  # a failed stop must not mask the task's own outcome
+            log.exception("stopping the %s engine failed", engine.kind)
+        finally:
+            with self._mutex:
+                if self._engines.get(engine.kind) is engine:
+                    del self._engines[engine.kind]
+
+    def stop_all_now(self) -> None:
+        """Synchronous stop of every engine (interpreter exit)."""
+        with self._mutex:
+            engines = list(self._engines.values())
+            self._engines.clear()
+        for engine in engines:
+            if engine.stop is not None and engine.state != "stopping":
+                try:
+                    engine.stop(engine.handle)
+                except Exception:
+                    log.exception("stopping the %s engine at exit failed", engine.kind)
+
+
+pool = EnginePool()
+atexit.register(pool.stop_all_now)
+
+
+async def acquire_engine(kind: str, spec: Hashable, start: Callable[[], Awaitable[H]], stop: Callable[[H], None]) -> H:
+    """Lease the process's ``kind`` engine, (re)starting it to ``spec`` when needed. See the module docstring.
+
+    ``start`` is awaited (put blocking work in ``anyio.to_thread.run_sync``); ``stop`` is a plain callable, run in a
+    worker thread, or directly at interpreter exit. The lease ends with the calling task; the engine lives on for
+    later compatible calls of the same run and is stopped when the run ends.
+    """
+    return await pool.acquire(kind, spec, start, stop)
+
+
+def live_engine(kind: str) -> tuple[Hashable, Any] | None:
+    """``(spec, handle)`` of the live engine of ``kind`` in this process, or None."""
+    return pool.live(kind)
+
+
+def release_call_leases(leases: list[EngineLease]) -> None:
+    for lease in leases:
+        pool.release(lease)
+    leases.clear()

@@ -1,0 +1,173 @@
+"""Runs: the unit that owns actions, engines, the code bundle and temporary data, and is cleaned up as one."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ._engines import pool
+
+
+class Action:
+    """One task call in a run's tree: identity, timings, status, attempts and links (Spark UI, dashboards)."""
+
+    __slots__ = ("name", "task_name", "parent", "children", "status", "attempts", "started", "ended", "links",
+                 "error", "cached")
+
+    def __init__(self, name: str, task_name: str, parent: Action | None) -> None:
+        self.name = name
+        self.task_name = task_name
+        self.parent = parent
+        self.children: list[Action] = []
+        self.status = "queued"
+        self.attempts = 0
+        self.started = 0.0
+        self.ended = 0.0
+        self.links: dict[str, str] = {}
+        self.error: str | None = None
+        self.cached = False
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first attempt's start to the end (or now, while running)."""
+        if not self.started:
+            return 0.0
+        return (self.ended or time.monotonic()) - self.started
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def __repr__(self) -> str:
+        return f"Action({self.name!r}, task={self.task_name!r}, status={self.status!r}, {self.duration:.3f}s)"
+
+
+class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Settings of a run, from :func:`flyte.with_runcontext`."""
+
+    mode: str = "local"
+    name: str | None = None
+    raw_data_path: str | None = None
+    env_vars: dict[str, str] = msgspec.field(default_factory=dict)
+    overwrite_cache: bool = False
+    disable_run_cache: bool = False
+    cache_dir: str | None = None
+    keep_raw_data: bool = False
+    progress: str = "auto"  # auto | rich | plain | quiet
+    bundle_root: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode != "local":
+            raise ValueError(f"with_runcontext(mode=...): {self.mode!r} is not available here; allowed: 'local'")
+        if self.progress not in ("auto", "rich", "plain", "quiet"):
+            raise ValueError(f"with_runcontext(progress=...): {self.progress!r}; allowed: auto, rich, plain, quiet")
+
+
+class RunState:
+    """The live state of a run, shared by all its actions (``TaskContext.run``)."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.name = options.name or f"r{uuid.uuid4().hex[:10]}"
+        self.mode = options.mode
+        self._owned_tmp: str | None = None
+        if options.raw_data_path:
+            self.raw_data_path = options.raw_data_path
+            os.makedirs(self.raw_data_path, exist_ok=True)
+        else:
+            self._owned_tmp = tempfile.mkdtemp(prefix=f"flyte-{self.name}-")
+            self.raw_data_path = self._owned_tmp
+        self.roots: list[Action] = []
+        self._counter = itertools.count(1)
+        self.started = time.monotonic()
+        self.ended = 0.0
+        self.status = "running"
+        self.listeners: list[Callable[[str, Action], None]] = []
+        self.bundle: Any = None  # built lazily, once, by flyte.extend.code_bundle()
+        self.scratch: dict[str, Any] = {}  # per-run state that plugins keep (e.g. a zipped bundle path)
+
+    def new_action(self, task_name: str, parent: Action | None) -> Action:
+        action = Action(f"a{next(self._counter)}", task_name, parent)
+        (parent.children if parent is not None else self.roots).append(action)
+        return action
+
+    def notify(self, event: str, action: Action) -> None:
+        for listener in self.listeners:
+            listener(event, action)
+
+    def temp_dir(self, purpose: str) -> str:
+        """A directory under the run's own temporary area, removed when the run ends."""
+        path = os.path.join(self.scratch_root(), purpose)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def scratch_root(self) -> str:
+        root = self.scratch.get("__scratch_root__")
+        if root is None:
+            root = tempfile.mkdtemp(prefix=f"flyte-{self.name}-scratch-")
+            self.scratch["__scratch_root__"] = root
+        return root
+
+    async def close(self) -> None:
+        self.ended = time.monotonic()
+        try:
+            await pool.stop_for_run(self.name)
+        finally:
+            root = self.scratch.get("__scratch_root__")
+            if root:
+                shutil.rmtree(root, ignore_errors=True)
+            if self._owned_tmp and not self.options.keep_raw_data:
+                shutil.rmtree(self._owned_tmp, ignore_errors=True)
+
+
+class Run:
+    """The result of :func:`flyte.run`: status, outputs and the tree of actions with their timings."""
+
+    def __init__(self, state: RunState, outputs: Any, error: BaseException | None) -> None:
+        self._state = state
+        self._outputs = outputs
+        self.error = error
+
+    @property
+    def name(self) -> str:
+        return self._state.name
+
+    @property
+    def status(self) -> str:
+        return self._state.status
+
+    @property
+    def duration(self) -> float:
+        return self._state.ended - self._state.started
+
+    @property
+    def raw_data_path(self) -> str:
+        return self._state.raw_data_path
+
+    @property
+    def actions(self) -> list[Action]:
+        """Root actions of the run (usually one); each has ``children``."""
+        return self._state.roots
+
+    def outputs(self) -> Any:
+        """The task's return value; re-raises the task's exception if the run failed."""
+        if self.error is not None:
+            raise self.error
+        return self._outputs
+
+    def __repr__(self) -> str:
+        if self.error is not None:
+            return f"Run(name={self.name!r}, status={self.status!r}, error={self.error!r})"
+        return f"Run(name={self.name!r}, status={self.status!r}, outputs={self._outputs!r}, {self.duration:.2f}s)"
+
+    def __str__(self) -> str:
+        return repr(self)

@@ -1,0 +1,134 @@
+"""``flyte.run``, ``flyte.with_runcontext`` and implicit runs (a task called outside any run)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+import anyio
+
+from ._controller import controller
+from ._run import Run, RunOptions, RunState
+
+T = TypeVar("T")
+
+# Options of the innermost with_runcontext(...) block, used by implicit runs too.
+_default_options: ContextVar[RunOptions | None] = ContextVar("flyte_run_options", default=None)
+
+
+async def execute_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], options: RunOptions) -> Run:
+    """Run ``task`` as the root action of a new run; always closes the run (engines stopped, temp data removed)."""
+    from ._progress import attach_progress
+
+    state = RunState(options)
+    detach = attach_progress(state)
+    outputs: Any = None
+    error: BaseException | None = None
+    try:
+        outputs = await controller.submit(task, args, kwargs, parent=None, run=state)
+        state.status = "succeeded"
+    except Exception as exc:
+        state.status = "timed_out" if isinstance(exc, TimeoutError) else "failed"
+        error = exc
+    except BaseException:
+        state.status = "aborted"
+        raise
+    finally:
+        try:
+            await state.close()
+        finally:
+            detach()
+    if error is not None:
+        error.add_note(f"flyte: run {state.name} {state.status} in {task.name}")
+    return Run(state, outputs, error)
+
+
+async def run_implicit(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A task awaited outside any run: a run of its own, with the plugin's pre/post, returning the value."""
+    options = _default_options.get() or RunOptions(progress="quiet")
+    run = await execute_run(task, args, kwargs, options)
+    return run.outputs()
+
+
+def run_sync_implicit(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return call_sync(run_implicit, task, args, kwargs)
+
+
+def call_sync(func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run an async function to completion from sync code, also where this thread's event loop is running (a
+    notebook): then it runs on a fresh loop in a helper thread and this thread waits."""
+    try:
+        import asyncio
+
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(func, *args)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = anyio.run(func, *args)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="flyte-run", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+class _RunCall:
+    """``flyte.run(task, *args, **kwargs) -> Run`` (sync) and ``await flyte.run.aio(task, ...)``."""
+
+    def __init__(self, options: RunOptions | None) -> None:
+        self._options = options
+
+    def _resolved(self) -> RunOptions:
+        return self._options or _default_options.get() or RunOptions()
+
+    def __call__(self, task: Any, /, *args: Any, **kwargs: Any) -> Run:
+        """Run ``task`` locally and wait. Raises the task's own exception if it fails."""
+        run = call_sync(execute_run, task, args, kwargs, self._resolved())
+        run.outputs()
+        return run
+
+    async def aio(self, task: Any, /, *args: Any, **kwargs: Any) -> Run:
+        """Run ``task`` on the current event loop. Raises the task's own exception if it fails."""
+        run = await execute_run(task, args, kwargs, self._resolved())
+        run.outputs()
+        return run
+
+
+class RunContext:
+    """What :func:`with_runcontext` returns: ``.run(task, ...)``/``.run.aio(...)`` with these options, or a ``with``
+    block in which implicit runs (tasks called directly) use them."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.run = _RunCall(options)
+        self._token: Any = None
+
+    def __enter__(self) -> RunContext:
+        self._token = _default_options.set(self.options)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _default_options.reset(self._token)
+
+
+def with_runcontext(**options: Any) -> RunContext:
+    """Options for a run: ``mode="local"``, ``name``, ``raw_data_path`` (kept after the run), ``env_vars``,
+    ``overwrite_cache``, ``disable_run_cache``, ``cache_dir``, ``keep_raw_data``, ``progress`` ("auto", "rich",
+    "plain", "quiet"), ``bundle_root`` (where the code bundle's files are taken from)."""
+    allowed = set(RunOptions.__struct_fields__)
+    unknown = set(options) - allowed
+    if unknown:
+        raise TypeError(f"with_runcontext(): unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return RunContext(RunOptions(**options))
+
+
+run = _RunCall(None)

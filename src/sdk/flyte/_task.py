@@ -1,0 +1,224 @@
+"""Task templates: what a decorated function becomes, and the hooks plugins implement.
+
+A call goes: ``task(...)`` -> controller -> ``pre`` -> ``execute`` (the function) -> ``post`` -> encoded outputs, and
+``release`` always runs at the end (see :meth:`AsyncFunctionTaskTemplate.release`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+
+import anyio
+import msgspec
+
+from ._codec import Interface
+from ._config import (
+    Cache,
+    PodTemplate,
+    Resources,
+    RetryStrategy,
+    ReusePolicy,
+    Secret,
+    Timeout,
+    normalize_env_vars,
+    normalize_secrets,
+)
+from ._context import current_context
+
+if TYPE_CHECKING:
+    from ._environment import TaskEnvironment
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Set in the worker threads that run sync task bodies, so nested sync calls hop back to the run's event loop.
+_worker_thread = threading.local()
+
+
+class TaskSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything ``override`` may change. Frozen: an override builds a new task with new settings."""
+
+    short_name: str
+    plugin_config: Any = None
+    resources: Resources | None = None
+    retries: RetryStrategy = msgspec.field(default_factory=RetryStrategy)
+    timeout: Timeout | None = None
+    cache: Cache = msgspec.field(default_factory=Cache)
+    env_vars: dict[str, str] = msgspec.field(default_factory=dict)
+    secrets: tuple[Secret, ...] = ()
+    pod_template: PodTemplate | str | None = None
+    reusable: ReusePolicy | None = None
+    report: bool = False
+    docs: str | None = None
+
+
+class TaskTemplate(Generic[P, R]):
+    """A task: a named unit with an interface and settings that a controller can run.
+
+    Subclasses set ``task_type`` (its name for remote backends) and ``supports_reuse`` (whether its plugin config
+    may be used on a ``reusable=`` environment).
+    """
+
+    task_type: ClassVar[str] = "python"
+    supports_reuse: ClassVar[bool] = False
+
+    def __init__(self, func: Callable[P, Any], *, environment: TaskEnvironment, settings: TaskSettings) -> None:
+        self.func = func
+        self.environment = environment
+        self.settings = settings
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.name = f"{environment.name}.{func.__name__}"
+        self.interface = Interface(func, self.name)
+        self._check_reuse()
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    # -- settings ---------------------------------------------------------------------------------------------
+    @property
+    def plugin_config(self) -> Any:
+        return self.settings.plugin_config
+
+    @property
+    def short_name(self) -> str:
+        return self.settings.short_name
+
+    def _check_reuse(self) -> None:
+        if self.settings.reusable is not None and self.settings.plugin_config is not None and not self.supports_reuse:
+            raise ValueError(
+                f"{self.name}: plugin_config {type(self.settings.plugin_config).__name__} cannot be used with "
+                f"reusable=ReusePolicy(...): the {type(self).__name__} plugin does not support reuse; "
+                "set reusable=None or use a plugin that declares supports_reuse"
+            )
+
+    def override(self, **changes: Any) -> TaskTemplate[P, R]:
+        """A new task with some settings changed; this one is left as it is.
+
+        Accepts ``plugin_config``, ``resources``, ``retries``, ``timeout``, ``env_vars``, ``secrets``, ``cache``,
+        ``short_name``, ``pod_template``, ``reusable``, ``report``, ``docs``. Explicit falsy values (``retries=0``,
+        ``env_vars={}``) are applied. A config of another plugin rebuilds the task as that plugin's template; the
+        reusable rule is checked as at definition.
+        """
+        allowed = set(TaskSettings.__struct_fields__)
+        unknown = set(changes) - allowed
+        if unknown:
+            raise TypeError(f"{self.name}.override(): unknown setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        settings = msgspec.structs.replace(self.settings, **normalize_settings(changes))
+        template_cls: type[TaskTemplate[Any, Any]] = type(self)
+        if "plugin_config" in changes:
+            from ._registry import TaskPluginRegistry
+
+            template_cls = TaskPluginRegistry.template_for(settings.plugin_config)
+        return template_cls(self.func, environment=self.environment, settings=settings)
+
+    # -- calling ----------------------------------------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Call the task. Async tasks return an awaitable. A sync task returns its value, except on a thread whose
+        event loop is running (inside an async task, a notebook cell), where it returns an awaitable and its body
+        runs in a worker thread."""
+        if self.is_async or _loop_running():
+            return self.aio(*args, **kwargs)
+        if getattr(_worker_thread, "active", False):
+            parent = current_context.get()
+            return anyio.from_thread.run(self._submit_from_thread, parent, args, kwargs)
+        from ._runner import run_sync_implicit
+
+        return run_sync_implicit(self, args, kwargs)
+
+    async def _submit_from_thread(self, parent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        from ._controller import controller
+
+        return await controller.submit(self, args, kwargs, parent=parent)
+
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Await the task (sync or async) from async code."""
+        from ._controller import controller
+
+        parent = current_context.get()
+        if parent is None:
+            from ._runner import run_implicit
+
+            return await run_implicit(self, args, kwargs)  # type: ignore[no-any-return]
+        return await controller.submit(self, args, kwargs, parent=parent)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class AsyncFunctionTaskTemplate(TaskTemplate[P, R]):
+    """The template plugins subclass. Override any of:
+
+    - ``async pre(*args, **kwargs) -> dict``: bring the engine up; the dict is merged into ``flyte.ctx().data``.
+      Engines should be taken with :func:`flyte.extend.acquire_engine`, whose lease the core ends with the call.
+    - ``async execute(*args, **kwargs)``: run the function (default: awaited, or in a worker thread if sync).
+    - ``async post(return_value) -> return_value``: after a successful body; may transform the result.
+    - ``async release(data, error)``: the guaranteed hook. It runs once per attempt after ``pre`` started, whether
+      the body returned, raised, timed out or was cancelled, shielded from cancellation; ``data`` is what ``pre``
+      returned (empty if ``pre`` itself failed) and ``error`` the exception or None.
+    - ``custom_config() -> dict``: the plugin's serialized config for remote backends.
+    """
+
+    async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_async:
+            return await self.func(*args, **kwargs)
+        # Abandoned on cancellation so a timeout takes effect at once; the thread finishes on its own.
+        return await anyio.to_thread.run_sync(functools.partial(_run_in_worker, self.func, args, kwargs),
+                                              abandon_on_cancel=True)
+
+    async def post(self, return_value: Any) -> Any:
+        return return_value
+
+    async def release(self, data: dict[str, Any], error: BaseException | None) -> None:
+        return None
+
+    def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config = self.plugin_config
+        return msgspec.to_builtins(config) if config is not None else {}
+
+
+def _run_in_worker(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    _worker_thread.active = True
+    try:
+        return func(*args, **kwargs)
+    finally:
+        _worker_thread.active = False
+
+
+def _loop_running() -> bool:
+    try:
+        import asyncio
+
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def normalize_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Turn user-facing spellings (``retries=3``, ``timeout=60``, ``cache="auto"``) into settings values."""
+    out = dict(values)
+    if "retries" in out:
+        out["retries"] = RetryStrategy.of(out["retries"])
+    if "timeout" in out:
+        out["timeout"] = Timeout.of(out["timeout"])
+    if "cache" in out:
+        out["cache"] = Cache.of(out["cache"])
+    if "env_vars" in out:
+        out["env_vars"] = normalize_env_vars("env_vars", out["env_vars"]) or {}
+    if "secrets" in out:
+        out["secrets"] = normalize_secrets(out["secrets"])
+    if "resources" in out and out["resources"] is not None and not isinstance(out["resources"], Resources):
+        raise TypeError(f"resources: expected flyte.Resources, got {type(out['resources']).__name__}")
+    if "reusable" in out and out["reusable"] is not None and not isinstance(out["reusable"], ReusePolicy):
+        raise TypeError(f"reusable: expected flyte.ReusePolicy or None, got {type(out['reusable']).__name__}")
+    if "short_name" in out and (not isinstance(out["short_name"], str) or not out["short_name"]):
+        raise ValueError(f"short_name: expected a non-empty string, got {out['short_name']!r}")
+    return out
+
+
+TaskCall = Coroutine[Any, Any, Any]
