@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio
 
-from . import _cache
 from ._context import TaskContext, current_context
 from ._engines import release_call_leases
 from ._run import Action, RunState
@@ -43,6 +42,8 @@ class LocalController:
         settings = task.settings
         key = directory = None
         if settings.cache.behavior != "disable" and not run.options.disable_run_cache:
+            from . import _cache  # hashing is only needed by cached tasks
+
             directory = _cache.cache_dir(run.options.cache_dir)
             key = _cache.cache_key(task, encoded)
             if settings.cache.behavior == "auto" and not run.options.overwrite_cache:
@@ -81,6 +82,8 @@ class LocalController:
         self._finish(run, action, "succeeded", None)
         if key is not None and directory is not None and output[:1] != b"x":
             # Offloaded outputs (type encoders) point into the run's raw data, which does not outlive the run.
+            from . import _cache
+
             _cache.write(directory, key, output)
         return output
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -66,8 +63,8 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     bundle_root: str | None = None
 
     def __post_init__(self) -> None:
-        if self.mode != "local":
-            raise ValueError(f"with_runcontext(mode=...): {self.mode!r} is not available here; allowed: 'local'")
+        if self.mode not in ("local", "remote"):
+            raise ValueError(f"with_runcontext(mode=...): {self.mode!r}; allowed: 'local'")
         if self.progress not in ("auto", "rich", "plain", "quiet"):
             raise ValueError(f"with_runcontext(progress=...): {self.progress!r}; allowed: auto, rich, plain, quiet")
 
@@ -77,13 +74,15 @@ class RunState:
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
-        self.name = options.name or f"r{uuid.uuid4().hex[:10]}"
+        self.name = options.name or f"r{os.urandom(5).hex()}"
         self.mode = options.mode
         self._owned_tmp: str | None = None
         if options.raw_data_path:
             self.raw_data_path = options.raw_data_path
             os.makedirs(self.raw_data_path, exist_ok=True)
         else:
+            import tempfile
+
             self._owned_tmp = tempfile.mkdtemp(prefix=f"flyte-{self.name}-")
             self.raw_data_path = self._owned_tmp
         self.roots: list[Action] = []
@@ -113,11 +112,15 @@ class RunState:
     def scratch_root(self) -> str:
         root = self.scratch.get("__scratch_root__")
         if root is None:
+            import tempfile
+
             root = tempfile.mkdtemp(prefix=f"flyte-{self.name}-scratch-")
             self.scratch["__scratch_root__"] = root
         return root
 
     async def close(self) -> None:
+        import shutil
+
         self.ended = time.monotonic()
         try:
             await pool.stop_for_run(self.name)

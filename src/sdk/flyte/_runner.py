@@ -128,6 +128,9 @@ def with_runcontext(**options: Any) -> RunContext:
     unknown = set(options) - allowed
     if unknown:
         raise TypeError(f"with_runcontext(): unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    if options.get("mode", "local") != "local":
+        raise ValueError(f"with_runcontext(mode=...): {options['mode']!r}; allowed: 'local' (no remote backend is "
+                         "configured in this process)")
     return RunContext(RunOptions(**options))
 
 

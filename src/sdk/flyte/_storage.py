@@ -1,0 +1,59 @@
+"""Reading and writing task data by URI. Local paths and ``file://`` work now; other schemes (``s3://``, ``gs://``)
+fail with a clear error until an object-store backend is registered for them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+Reader = Callable[[str], bytes]
+Writer = Callable[[str, bytes], None]
+_backends: dict[str, tuple[Reader, Writer]] = {}
+
+
+def register_scheme(scheme: str, read: Reader, write: Writer) -> None:
+    """Serve ``scheme://`` URIs with ``read(uri) -> bytes`` and ``write(uri, data)``."""
+    _backends[scheme] = (read, write)
+
+
+def local_path(uri: str) -> str | None:
+    """The filesystem path of a local path or ``file://`` URI, else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return parsed.path
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a plain path (or a Windows drive letter)
+        return uri
+    return None
+
+
+def _backend(uri: str) -> tuple[Reader, Writer]:
+    scheme = urlparse(uri).scheme
+    if scheme in _backends:
+        return _backends[scheme]
+    raise ValueError(f"{uri!r}: no storage backend for {scheme}:// (local paths and file:// are built in; register "
+                     "others with flyte._storage.register_scheme)")
+
+
+def read_bytes(uri: str) -> bytes:
+    path = local_path(uri)
+    if path is not None:
+        with open(path, "rb") as handle:
+            return handle.read()
+    return _backend(uri)[0](uri)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    path = local_path(uri)
+    if path is None:
+        _backend(uri)[1](uri, data)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts]) if local_path(base) is None else os.path.join(base, *parts)

@@ -1,0 +1,134 @@
+"""Run one task outside the caller's process: what a cluster pod or an engine's worker runs.
+
+    python -m flyte.runtime --task pkg.module:task_name --inputs inputs.msgpack --outputs out/ \\
+        --bundle bundle.zip --raw-data-path /data/raw [--run-name r1]
+
+``--task`` is ``module:attribute`` (imported from the bundle) or, with ``--pickled-task``, a file holding a
+cloudpickled task (tasks defined in ``__main__`` or a notebook). The task runs through the local controller, the same
+path as a local call (pre -> function -> post). On success ``outputs.msgpack`` is written under ``--outputs``; on
+failure ``error.json`` (type, module, message, traceback, retriable) and the exit code is 1 (2 for bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from typing import Any
+
+import cloudpickle
+import msgspec
+
+from . import _storage
+from ._bundle import install_bundle
+
+OUTPUTS_FILE = "outputs.msgpack"
+ERROR_FILE = "error.json"
+
+
+class ErrorDocument(msgspec.Struct, kw_only=True):
+    """What a failed task leaves behind for its caller."""
+
+    type: str
+    module: str
+    message: str
+    traceback: str
+    retriable: bool
+    pickled: bytes | None = None  # the exception itself, when it pickles: the caller re-raises its own type
+
+
+def write_inputs(task: Any, uri: str, *args: Any, **kwargs: Any) -> None:
+    """Encode a call's inputs for :mod:`flyte.runtime` (``raw_data_path`` defaults to the inputs file's folder)."""
+    interface = task.interface
+    encoded = interface.encode_inputs(interface.bind(args, kwargs), raw_data_path="")
+    _storage.write_bytes(uri, msgspec.msgpack.encode(encoded))
+
+
+def read_outputs(task: Any, outputs_dir: str, raw_data_path: str = "") -> Any:
+    """Decode what a runtime process left under ``outputs_dir``: the value, or its exception raised here."""
+    from .errors import RemoteTaskError
+
+    try:
+        data = _storage.read_bytes(_storage.join(outputs_dir, OUTPUTS_FILE))
+    except FileNotFoundError:
+        document = msgspec.json.decode(_storage.read_bytes(_storage.join(outputs_dir, ERROR_FILE)), type=ErrorDocument)
+        if document.pickled:
+            try:
+                error = cloudpickle.loads(document.pickled)
+            except Exception:
+                error = None
+            if isinstance(error, BaseException):
+                error.add_note(f"Remote traceback:\n{document.traceback}")
+                raise error from None
+        raise RemoteTaskError(document.type, document.message, document.traceback, document.retriable) from None
+    return task.interface.decode_output(data, raw_data_path)
+
+
+def load_task(reference: str, pickled: bool) -> Any:
+    if pickled:
+        return cloudpickle.loads(_storage.read_bytes(reference))
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"--task: expected 'module:attribute', got {reference!r}")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+async def _execute(task: Any, encoded: dict[str, bytes], raw_data_path: str, run_name: str | None) -> bytes:
+    from ._controller import controller
+    from ._run import RunOptions, RunState
+
+    state = RunState(RunOptions(mode="remote", name=run_name, raw_data_path=raw_data_path, progress="quiet"))
+    try:
+        action = state.new_action(task.name, None)
+        return await controller.run_action(task, encoded, state, action, None)
+    finally:
+        await state.close()
+
+
+def _error_document(error: BaseException) -> ErrorDocument:
+    from .errors import TaskTimeoutError
+
+    try:
+        pickled = cloudpickle.dumps(error)
+    except Exception:
+        pickled = None
+    return ErrorDocument(
+        type=type(error).__name__, module=type(error).__module__, message=str(error),
+        traceback="".join(traceback.format_exception(error)),
+        retriable=isinstance(error, (ConnectionError, TaskTimeoutError)), pickled=pickled,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flyte.runtime", description=__doc__.split("\n")[0])
+    parser.add_argument("--task", required=True, help="module:attribute, or a pickled task file with --pickled-task")
+    parser.add_argument("--pickled-task", action="store_true")
+    parser.add_argument("--inputs", required=True, help="msgpack file written by flyte.runtime.write_inputs")
+    parser.add_argument("--outputs", required=True, help="directory (or URI) for outputs.msgpack / error.json")
+    parser.add_argument("--bundle", help="code bundle: a zip or a directory")
+    parser.add_argument("--raw-data-path", required=True)
+    parser.add_argument("--run-name")
+    args = parser.parse_args(argv)
+
+    import anyio
+
+    try:
+        if args.bundle:
+            install_bundle(_storage.local_path(args.bundle) or args.bundle)
+        task = load_task(args.task, args.pickled_task)
+        encoded = msgspec.msgpack.decode(_storage.read_bytes(args.inputs), type=dict[str, bytes])
+        output = anyio.run(_execute, task, encoded, args.raw_data_path, args.run_name)
+    except BaseException as error:  # report everything, KeyboardInterrupt included, then exit non-zero
+        _storage.write_bytes(_storage.join(args.outputs, ERROR_FILE), msgspec.json.encode(_error_document(error)))
+        print(f"flyte.runtime: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    _storage.write_bytes(_storage.join(args.outputs, OUTPUTS_FILE), output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The runtime entrypoint (``python -m flyte.runtime``) and code bundles, run in real subprocesses from another
+working directory, with user code that only the bundle provides."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import cloudpickle
+import pytest
+
+import flyte
+from flyte import runtime
+from flyte._bundle import build_bundle
+
+USER_MODULE = textwrap.dedent(
+    """
+    import flyte
+
+    env = flyte.TaskEnvironment(name="bundled")
+
+    def helper(x):
+        return x * 10
+
+    @env.task
+    async def async_task(x: int, label: str = "n") -> str:
+        return f"{label}={helper(x)} run={flyte.ctx().run_name} mode={flyte.ctx().mode}"
+
+    @env.task
+    def sync_task(values: list[int]) -> int:
+        return sum(helper(v) for v in values)
+
+    @env.task
+    async def failing(x: int) -> int:
+        raise LookupError(f"no item {x}")
+    """
+)
+
+
+@pytest.fixture
+def user_code(tmp_path, monkeypatch):
+    """A user package outside the repo and outside site-packages, importable only here via sys.path."""
+    source = tmp_path / "src"
+    (source / "userpkg").mkdir(parents=True)
+    (source / "userpkg" / "__init__.py").write_text("")
+    (source / "userpkg" / "tasks.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(source))
+    monkeypatch.setenv("FLYTE_BUNDLE_CACHE", str(tmp_path / "bundles"))
+    import importlib
+
+    module = importlib.import_module("userpkg.tasks")
+    yield module
+    for name in [m for m in sys.modules if m.startswith("userpkg")]:
+        del sys.modules[name]
+
+
+def _run_entrypoint(tmp_path, task_ref, inputs, bundle, pickled=False):
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir(exist_ok=True)
+    outputs = tmp_path / "out"
+    command = [sys.executable, "-m", "flyte.runtime", "--task", task_ref, "--inputs", str(inputs),
+               "--outputs", str(outputs), "--raw-data-path", str(tmp_path / "raw"), "--run-name", "pod-run"]
+    if bundle:
+        command += ["--bundle", str(bundle)]
+    if pickled:
+        command.append("--pickled-task")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=120)
+    return result, outputs
+
+
+def test_bundle_contains_the_user_package_importably(user_code):
+    bundle = build_bundle()
+    assert "userpkg/tasks.py" in bundle.files and "userpkg/__init__.py" in bundle.files
+    assert not any(f.startswith(("flyte/", "flyteplugins/")) for f in bundle.files)
+    with zipfile.ZipFile(bundle.archive) as zf:
+        assert "userpkg/tasks.py" in zf.namelist()
+    assert build_bundle().digest == bundle.digest  # unchanged tree: same cached bundle
+
+
+def test_entrypoint_runs_an_async_task_from_a_bundle(tmp_path, user_code):
+    bundle = build_bundle()
+    inputs = tmp_path / "inputs.msgpack"
+    runtime.write_inputs(user_code.async_task, str(inputs), 4, label="v")
+    result, outputs = _run_entrypoint(tmp_path, "userpkg.tasks:async_task", inputs, bundle.archive)
+    assert result.returncode == 0, result.stderr
+    assert runtime.read_outputs(user_code.async_task, str(outputs)) == "v=40 run=pod-run mode=remote"
+
+
+def test_entrypoint_runs_a_sync_task_from_an_unpacked_bundle(tmp_path, user_code):
+    bundle = build_bundle()
+    inputs = tmp_path / "inputs.msgpack"
+    runtime.write_inputs(user_code.sync_task, f"file://{inputs}", [1, 2, 3])
+    result, outputs = _run_entrypoint(tmp_path, "userpkg.tasks:sync_task", inputs, bundle.directory)
+    assert result.returncode == 0, result.stderr
+    assert runtime.read_outputs(user_code.sync_task, str(outputs)) == 60
+
+
+def test_entrypoint_runs_a_pickled_notebook_task(tmp_path):
+    namespace: dict = {"__name__": "__main__", "flyte": flyte}
+    exec(textwrap.dedent(
+        """
+        env = flyte.TaskEnvironment(name="notebook")
+        OFFSET = 7
+
+        @env.task
+        async def cell_task(x: int) -> int:
+            return x + OFFSET
+        """
+    ), namespace)
+    task = namespace["cell_task"]
+    task_file = tmp_path / "task.pkl"
+    task_file.write_bytes(cloudpickle.dumps(task))
+    inputs = tmp_path / "inputs.msgpack"
+    runtime.write_inputs(task, str(inputs), 5)
+    result, outputs = _run_entrypoint(tmp_path, str(task_file), inputs, None, pickled=True)
+    assert result.returncode == 0, result.stderr
+    assert runtime.read_outputs(task, str(outputs)) == 12
+
+
+def test_entrypoint_failure_writes_an_error_document_and_exits_non_zero(tmp_path, user_code):
+    bundle = build_bundle()
+    inputs = tmp_path / "inputs.msgpack"
+    runtime.write_inputs(user_code.failing, str(inputs), 3)
+    result, outputs = _run_entrypoint(tmp_path, "userpkg.tasks:failing", inputs, bundle.archive)
+    assert result.returncode == 1
+    assert (outputs / "error.json").exists() and not (outputs / "outputs.msgpack").exists()
+    with pytest.raises(LookupError, match="no item 3") as info:
+        runtime.read_outputs(user_code.failing, str(outputs))
+    assert any("Remote traceback" in note and "failing" in note for note in info.value.__notes__)
+
+
+def test_entrypoint_without_the_bundle_cannot_import_user_code(tmp_path, user_code):
+    inputs = tmp_path / "inputs.msgpack"
+    runtime.write_inputs(user_code.async_task, str(inputs), 1)
+    result, outputs = _run_entrypoint(tmp_path, "userpkg.tasks:async_task", inputs, None)
+    assert result.returncode == 1
+    assert "ModuleNotFoundError" in (outputs / "error.json").read_text()
+
+
+def test_unknown_storage_scheme_is_a_clear_error():
+    from flyte import _storage
+
+    with pytest.raises(ValueError, match=r"no storage backend for s3://"):
+        _storage.read_bytes("s3://bucket/key")
