@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ._run import Action, RunState
 
 _LIVE_AFTER_SECONDS = 1.0
+_SLOW_SECONDS = 0.5  # plain mode reports children that take at least this long
 _STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red", "timed_out": "red", "aborted": "magenta",
                  "queued": "dim"}
 
@@ -50,7 +51,7 @@ def _write(line: str) -> None:
 
 
 class _PlainProgress:
-    """One line when the run starts and ends, one per root or slow (>= 1 s) or failed action, with its links."""
+    """One line when the run starts and ends, one per root or slow (>= 0.5 s) or failed action, with its links."""
 
     def __init__(self, state: RunState) -> None:
         self.state = state
@@ -63,7 +64,7 @@ class _PlainProgress:
             return
         if event != "done":
             return
-        if action.parent is None or action.status != "succeeded" or action.duration >= 1.0:
+        if action.parent is None or action.status != "succeeded" or action.duration >= _SLOW_SECONDS:
             links = "".join(f" {label}: {url}" for label, url in action.links.items())
             _write(f"[flyte] {action.name} {action.task_name} {action.status} in {action.duration:.2f}s{links}")
 

@@ -1,0 +1,5 @@
+"""``python -m flyte`` is the ``flyte`` command."""
+
+from .cli import main
+
+main()

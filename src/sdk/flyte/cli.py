@@ -1,0 +1,142 @@
+"""The ``flyte`` command line.
+
+    flyte run [--name N] [--quiet|--plain] path/to/file.py TASK --param value ...
+    flyte run path/to/file.py TASK --help       # the task's parameters
+    flyte run path/to/file.py                   # lists the file's tasks
+
+Parameters are parsed from the task's signature: int, float and str directly, bool as ``--flag/--no-flag``, and
+lists, dicts, dataclasses and msgspec Structs as JSON (validated against the annotation).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from ._task import TaskTemplate
+
+
+def _load_tasks(path: str) -> dict[str, TaskTemplate[Any, Any]]:
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise click.BadParameter(f"{path}: no such file", param_hint="FILE")
+    sys.path.insert(0, str(file.parent))
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[file.stem] = module
+    spec.loader.exec_module(module)
+    tasks: dict[str, TaskTemplate[Any, Any]] = {}
+    for attribute, value in vars(module).items():
+        if isinstance(value, TaskTemplate):
+            tasks[attribute] = value
+            tasks.setdefault(value.name, value)
+    return tasks
+
+
+class _JsonOf(click.ParamType):
+    """A JSON value decoded and validated as ``annotation`` with msgspec."""
+
+    def __init__(self, annotation: Any) -> None:
+        self.annotation = annotation
+        self.name = f"json({getattr(annotation, '__name__', annotation)})"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            if self.annotation is Any:
+                return json.loads(value)
+            return msgspec.json.decode(value, type=self.annotation)
+        except (msgspec.DecodeError, msgspec.ValidationError, json.JSONDecodeError) as exc:
+            self.fail(f"{value!r} is not valid JSON for {self.name}: {exc}", param, ctx)
+
+
+def _option_for(name: str, annotation: Any, default: Any) -> click.Option:
+    flag = "--" + name.replace("_", "-")
+    required = default is inspect.Parameter.empty
+    kwargs: dict[str, Any] = {"required": required, "show_default": not required}
+    if not required:
+        kwargs["default"] = default
+    if annotation is bool:
+        return click.Option([f"{flag}/--no-{name.replace('_', '-')}", name], **kwargs)
+    simple = {int: click.INT, float: click.FLOAT, str: click.STRING}
+    kwargs["type"] = simple.get(annotation) or _JsonOf(annotation)
+    return click.Option([flag, name], **kwargs)
+
+
+def _task_command(task: TaskTemplate[Any, Any], run_options: dict[str, Any]) -> click.Command:
+    interface = task.interface
+    params = [
+        _option_for(p.name, interface.annotations[p.name], p.default)
+        for p in interface.signature.parameters.values()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+
+    def invoke(**inputs: Any) -> None:
+        from ._runner import with_runcontext
+
+        try:
+            run = with_runcontext(**run_options).run(task, **inputs)
+        except Exception as exc:  # the task failed: show it like Python would, exit 1
+            import traceback
+
+            traceback.print_exception(exc)
+            sys.exit(1)
+        outputs = run.outputs()
+        try:
+            click.echo(msgspec.json.encode(outputs).decode())
+        except TypeError:
+            click.echo(repr(outputs))
+
+    return click.Command(task.short_name, params=params, callback=invoke,
+                         help=(task.settings.docs or "").strip() or f"Run {task.name}.")
+
+
+@click.group()
+@click.version_option(package_name="flyte-distributed")
+def main() -> None:
+    """Run Flyte tasks locally on the embedded engines."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.option("--name", help="Run name (default: generated).")
+@click.option("--raw-data-path", help="Where offloaded data goes (kept after the run).")
+@click.option("--quiet", "progress", flag_value="quiet", help="No progress output.")
+@click.option("--plain", "progress", flag_value="plain", help="Plain progress lines instead of a live tree.")
+@click.argument("file", required=False)
+@click.argument("task_name", required=False)
+@click.pass_context
+def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progress: str | None,
+        file: str | None, task_name: str | None) -> None:
+    """Run TASK_NAME from FILE with the task's parameters as options (see `flyte run FILE TASK --help`)."""
+    if file is None or file in ("--help", "-h"):
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+    tasks = _load_tasks(file)
+    if task_name is None or task_name in ("--help", "-h"):
+        click.echo(f"Tasks in {file}:")
+        for attribute, task in tasks.items():
+            if attribute == task.name:
+                continue
+            summary = (task.settings.docs or "").strip().splitlines()
+            click.echo(f"  {attribute:<24} {summary[0] if summary else ''}")
+        ctx.exit(0)
+    task = tasks.get(task_name)
+    if task is None:
+        names = ", ".join(sorted(a for a, t in tasks.items() if a != t.name)) or "none"
+        raise click.BadParameter(f"no task {task_name!r} in {file}; tasks: {names}", param_hint="TASK_NAME")
+    options = {k: v for k, v in {"name": name, "raw_data_path": raw_data_path, "progress": progress}.items() if v}
+    command = _task_command(task, options)
+    command.main(args=ctx.args, prog_name=f"flyte run {file} {task_name}", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()
