@@ -1,0 +1,253 @@
+"""The plugin's configuration types. Frozen, typed, validated where they are written; importing them loads no torch.
+
+``Elastic`` describes a torchrun-style job (``nnodes`` agents, ``nproc_per_node`` workers each). ``PyTorch`` is the
+Kubeflow operator's fixed-size job (one master, ``worker.replicas`` workers); on this machine it runs as a
+single-node elastic job with ``1 + worker.replicas`` processes.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, Union
+
+import msgspec
+
+from flyte import Resources
+
+RDZV_BACKENDS = ("c10d", "static", "etcd", "etcd-v2")
+START_METHODS = ("spawn", "fork", "forkserver")
+_ENDPOINT = re.compile(r"^\[?[A-Za-z0-9_.:\-]+\]?(:\d{1,5})?$")
+
+
+class CleanPodPolicy(enum.Enum):
+    """Which pods the Kubeflow operator deletes when the job ends."""
+
+    NONE = "None"
+    ALL = "All"
+    RUNNING = "Running"
+
+
+class RestartPolicy(enum.Enum):
+    """When the Kubeflow operator restarts a replica's pod."""
+
+    ALWAYS = "Always"
+    FAILURE = "OnFailure"
+    NEVER = "Never"
+
+
+def _check_optional_count(owner: str, name: str, value: Any, minimum: int = 0) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}.{name}: expected an int or None, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{owner}.{name}: must be >= {minimum}, got {value}")
+
+
+def _check_optional_seconds(owner: str, name: str, value: Any, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{owner}.{name}: expected seconds as a number or None, got {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{owner}.{name}: must be {'>= 0' if allow_zero else '> 0'} seconds, got {value}")
+
+
+def _check_resources(owner: str, name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, Resources):
+        raise TypeError(f"{owner}.{name}: expected flyte.Resources or None, got {type(value).__name__}")
+
+
+class RunPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Lifecycle policy of a Kubeflow job.
+
+    On this machine ``active_deadline_seconds`` is enforced (the whole job is stopped and the task fails when it
+    runs longer); the pod-related fields take effect on Kubernetes only.
+    """
+
+    clean_pod_policy: CleanPodPolicy | None = None
+    ttl_seconds_after_finished: int | None = None
+    active_deadline_seconds: int | None = None
+    backoff_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.clean_pod_policy is not None and not isinstance(self.clean_pod_policy, CleanPodPolicy):
+            raise TypeError(f"RunPolicy.clean_pod_policy: expected a CleanPodPolicy (NONE, ALL, RUNNING), "
+                            f"got {self.clean_pod_policy!r}")
+        _check_optional_count("RunPolicy", "ttl_seconds_after_finished", self.ttl_seconds_after_finished)
+        _check_optional_count("RunPolicy", "active_deadline_seconds", self.active_deadline_seconds, minimum=1)
+        _check_optional_count("RunPolicy", "backoff_limit", self.backoff_limit)
+
+
+class Master(msgspec.Struct, frozen=True, kw_only=True):
+    """The single master replica of a Kubeflow PyTorch job."""
+
+    image: str | None = None
+    requests: Resources | None = None
+    limits: Resources | None = None
+    restart_policy: RestartPolicy | None = None
+
+    def __post_init__(self) -> None:
+        _check_replica("Master", self)
+
+
+class Worker(msgspec.Struct, frozen=True, kw_only=True):
+    """The worker replicas of a Kubeflow PyTorch job."""
+
+    image: str | None = None
+    requests: Resources | None = None
+    limits: Resources | None = None
+    replicas: int = 1
+    restart_policy: RestartPolicy | None = None
+
+    def __post_init__(self) -> None:
+        _check_replica("Worker", self)
+        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int):
+            raise TypeError(f"Worker.replicas: expected an int, got {type(self.replicas).__name__}")
+        if self.replicas < 0:
+            raise ValueError(f"Worker.replicas: must be >= 0, got {self.replicas}")
+
+
+def _check_replica(owner: str, replica: Master | Worker) -> None:
+    if replica.image is not None and (not isinstance(replica.image, str) or not replica.image):
+        raise ValueError(f"{owner}.image: expected a non-empty image name or None, got {replica.image!r}")
+    _check_resources(owner, "requests", replica.requests)
+    _check_resources(owner, "limits", replica.limits)
+    if replica.restart_policy is not None and not isinstance(replica.restart_policy, RestartPolicy):
+        raise TypeError(f"{owner}.restart_policy: expected a RestartPolicy (ALWAYS, FAILURE, NEVER), "
+                        f"got {replica.restart_policy!r}")
+
+
+class NcclSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """NCCL failure-detection knobs shared by ``Elastic`` and ``PyTorch``. ``None`` leaves a setting to the
+    installed torch (its own default applies); see :mod:`flyteplugins.pytorch._nccl` for what each one does."""
+
+    nccl_heartbeat_timeout_sec: int | None = None
+    nccl_async_error_handling: Union[bool, int, None] = None
+    nccl_collective_timeout_sec: Union[int, float, None] = None
+    nccl_enable_monitoring: bool | None = None
+
+    def _check_nccl(self, owner: str) -> None:
+        _check_optional_count(owner, "nccl_heartbeat_timeout_sec", self.nccl_heartbeat_timeout_sec, minimum=1)
+        value = self.nccl_async_error_handling
+        if value is not None and not isinstance(value, bool) and (not isinstance(value, int) or value not in (0, 1, 2, 3)):
+            raise ValueError(f"{owner}.nccl_async_error_handling: {value!r}; allowed: None, True, False or a mode "
+                             "0 (off), 1 (tear down), 2 (clean up only), 3 (skip clean up)")
+        _check_optional_seconds(owner, "nccl_collective_timeout_sec", self.nccl_collective_timeout_sec)
+        if self.nccl_enable_monitoring is not None and not isinstance(self.nccl_enable_monitoring, bool):
+            raise TypeError(f"{owner}.nccl_enable_monitoring: expected True, False or None, "
+                            f"got {self.nccl_enable_monitoring!r}")
+
+
+def parse_nnodes(owner: str, nnodes: Any) -> tuple[int, int]:
+    """``2`` -> (2, 2); ``"1:2"`` -> (1, 2). Raises with the field name on anything else."""
+    if isinstance(nnodes, bool):
+        raise TypeError(f"{owner}.nnodes: expected an int or 'min:max', got {nnodes!r}")
+    if isinstance(nnodes, int):
+        low = high = nnodes
+    elif isinstance(nnodes, str):
+        parts = nnodes.split(":")
+        if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"{owner}.nnodes: {nnodes!r} is not a node count; use an int such as 2 or a range "
+                             "'min:max' such as '1:2'")
+        low, high = int(parts[0]), int(parts[-1])
+    else:
+        raise TypeError(f"{owner}.nnodes: expected an int or 'min:max', got {type(nnodes).__name__}")
+    if low < 1:
+        raise ValueError(f"{owner}.nnodes: the node count must be >= 1, got {nnodes!r}")
+    if low > high:
+        raise ValueError(f"{owner}.nnodes: {nnodes!r} has min > max; write 'min:max' with min <= max")
+    return low, high
+
+
+class Elastic(NcclSettings, frozen=True, kw_only=True):
+    """A torch.distributed.elastic (torchrun) job: ``nnodes`` agents, each starting ``nproc_per_node`` workers.
+
+    - ``nnodes``: node count, or a range ``"min:max"`` for elastic membership.
+    - ``nproc_per_node``: worker processes per node; each gets RANK, LOCAL_RANK, WORLD_SIZE, GROUP_RANK,
+      MASTER_ADDR and MASTER_PORT, so ``torch.distributed.init_process_group()`` works unchanged.
+    - ``rdzv_backend`` / ``rdzv_endpoint`` / ``rdzv_configs``: how the agents meet. A single node needs no
+      endpoint (a free local port is used). Several nodes need a shared ``host:port`` (or ``PET_RDZV_ENDPOINT``,
+      as the Kubeflow operator sets). ``rdzv_configs`` defaults to 15 minute ``timeout``/``join_timeout``.
+    - ``start_method``: how the agent starts workers (``spawn``, ``fork``, ``forkserver``).
+    - ``monitor_interval``: seconds between the agent's checks of its workers.
+    - ``max_restarts``: worker-group restarts before the job fails.
+    - ``zombie_watchdog_interval_sec``: how often the watchdog checks for the agent hang after all workers died
+      (``None`` turns it off). A hang is reported after about two intervals.
+    - ``nccl_*``: NCCL failure detection, see :class:`NcclSettings`.
+    - ``run_policy``: the Kubeflow job's policy (``active_deadline_seconds`` is also enforced locally).
+    """
+
+    nnodes: Union[int, str] = 1
+    nproc_per_node: int = 1
+    rdzv_backend: str = "c10d"
+    rdzv_endpoint: str | None = None
+    rdzv_configs: dict[str, Any] = msgspec.field(default_factory=lambda: {"timeout": 900, "join_timeout": 900})
+    start_method: str = "spawn"
+    monitor_interval: Union[int, float] = 0.1
+    max_restarts: int = 0
+    zombie_watchdog_interval_sec: Union[int, float, None] = 1.0
+    run_policy: RunPolicy | None = None
+
+    def __post_init__(self) -> None:
+        parse_nnodes("Elastic", self.nnodes)
+        if isinstance(self.nproc_per_node, bool) or not isinstance(self.nproc_per_node, int):
+            raise TypeError(f"Elastic.nproc_per_node: expected an int, got {type(self.nproc_per_node).__name__}")
+        if self.nproc_per_node < 1:
+            raise ValueError(f"Elastic.nproc_per_node: must be >= 1, got {self.nproc_per_node}")
+        if self.rdzv_backend not in RDZV_BACKENDS:
+            raise ValueError(f"Elastic.rdzv_backend: {self.rdzv_backend!r} is not a rendezvous backend; "
+                             f"allowed: {', '.join(RDZV_BACKENDS)}")
+        if self.rdzv_endpoint is not None and (not isinstance(self.rdzv_endpoint, str)
+                                               or not _ENDPOINT.match(self.rdzv_endpoint)):
+            raise ValueError(f"Elastic.rdzv_endpoint: {self.rdzv_endpoint!r} is not 'host:port'")
+        if not isinstance(self.rdzv_configs, dict):
+            raise TypeError(f"Elastic.rdzv_configs: expected a dict, got {type(self.rdzv_configs).__name__}")
+        for key, value in self.rdzv_configs.items():
+            if not isinstance(key, str):
+                raise TypeError(f"Elastic.rdzv_configs: keys must be strings, got {key!r}")
+            if key in ("timeout", "join_timeout", "last_call_timeout", "close_timeout", "read_timeout"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise ValueError(f"Elastic.rdzv_configs[{key!r}]: expected seconds > 0, got {value!r}")
+        if self.start_method not in START_METHODS:
+            raise ValueError(f"Elastic.start_method: {self.start_method!r}; allowed: {', '.join(START_METHODS)}")
+        _check_optional_seconds("Elastic", "monitor_interval", self.monitor_interval)
+        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+            raise ValueError(f"Elastic.max_restarts: expected an int >= 0, got {self.max_restarts!r}")
+        _check_optional_seconds("Elastic", "zombie_watchdog_interval_sec", self.zombie_watchdog_interval_sec)
+        if self.run_policy is not None and not isinstance(self.run_policy, RunPolicy):
+            raise TypeError(f"Elastic.run_policy: expected a RunPolicy or None, got {type(self.run_policy).__name__}")
+        self._check_nccl("Elastic")
+
+    @property
+    def node_range(self) -> tuple[int, int]:
+        return parse_nnodes("Elastic", self.nnodes)
+
+
+class PyTorch(NcclSettings, frozen=True, kw_only=True):
+    """A Kubeflow PyTorch operator job of fixed size: one ``master`` and ``worker.replicas`` workers.
+
+    Here it runs as one elastic node with ``1 + worker.replicas`` processes (rank 0 is the master).
+    """
+
+    master: Master = msgspec.field(default_factory=Master)
+    worker: Worker = msgspec.field(default_factory=Worker)
+    run_policy: RunPolicy | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.master, Master):
+            raise TypeError(f"PyTorch.master: expected a Master, got {type(self.master).__name__}")
+        if not isinstance(self.worker, Worker):
+            raise TypeError(f"PyTorch.worker: expected a Worker, got {type(self.worker).__name__}")
+        if self.run_policy is not None and not isinstance(self.run_policy, RunPolicy):
+            raise TypeError(f"PyTorch.run_policy: expected a RunPolicy or None, got {type(self.run_policy).__name__}")
+        self._check_nccl("PyTorch")
+
+    def as_elastic(self) -> Elastic:
+        """The equivalent single-node elastic job that runs this config on one machine."""
+        return Elastic(nnodes=1, nproc_per_node=1 + self.worker.replicas, run_policy=self.run_policy,
+                       nccl_heartbeat_timeout_sec=self.nccl_heartbeat_timeout_sec,
+                       nccl_async_error_handling=self.nccl_async_error_handling,
+                       nccl_collective_timeout_sec=self.nccl_collective_timeout_sec,
+                       nccl_enable_monitoring=self.nccl_enable_monitoring)
