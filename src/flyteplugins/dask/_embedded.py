@@ -1,0 +1,96 @@
+"""The embedded tier: a ``distributed.LocalCluster`` of worker processes on this machine, sized by the config.
+
+Everything the cluster writes (worker spill space, the scheduler's scratch directory) goes to one temporary directory
+that ``stop_embedded`` removes. Scheduler and dashboard listen on 127.0.0.1 at free ports, so consecutive or
+concurrent runs never clash.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from typing import Any
+
+import anyio
+
+from ._config import EmbeddedSpec
+from ._engine import CLOSE_TIMEOUT_S, DaskEngine, log
+
+_WORKER_START_TIMEOUT_S = 120
+
+
+async def start_embedded(spec: EmbeddedSpec) -> DaskEngine:
+    return await anyio.to_thread.run_sync(_start_blocking, spec)
+
+
+def _start_blocking(spec: EmbeddedSpec) -> DaskEngine:
+    from distributed import Client, LocalCluster
+
+    scratch = tempfile.mkdtemp(prefix="flyte-dask-")
+    cluster = client = None
+    try:
+        cluster = LocalCluster(
+            n_workers=spec.workers,
+            threads_per_worker=spec.threads_per_worker,
+            memory_limit=spec.memory_limit,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0" if spec.dashboard else None,
+            local_directory=scratch,
+            # Without it the scheduler makes <tmp>/dask-scratch-space and leaves it behind.
+            scheduler_kwargs={"local_directory": scratch},
+        )
+        client = Client(cluster, set_as_default=False)
+        client.wait_for_workers(spec.workers, timeout=_WORKER_START_TIMEOUT_S)
+        pids = tuple(pid for pid in (worker.pid for worker in cluster.workers.values()) if pid)
+        return DaskEngine(client=client, scheduler_address=cluster.scheduler_address,
+                          dashboard_link=cluster.dashboard_link if spec.dashboard else None,
+                          cluster=cluster, local_directory=scratch, worker_pids=pids)
+    except BaseException:
+        _close_quietly(client, cluster)
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def stop_embedded(engine: DaskEngine) -> None:
+    """Close the task clients, the client and the cluster; kill any worker process that survived; remove scratch."""
+    try:
+        engine.close_task_clients()
+        _close_quietly(engine.client, engine.cluster)
+    finally:
+        _kill_survivors(engine.worker_pids)
+        if engine.local_directory:
+            shutil.rmtree(engine.local_directory, ignore_errors=True)
+
+
+def _close_quietly(client: Any, cluster: Any) -> None:
+    for closable in (client, cluster):
+        if closable is None:
+            continue
+        try:
+            closable.close(timeout=CLOSE_TIMEOUT_S)
+        except Exception as exc:  # best effort; survivors are killed next
+            log.warning("closing the Dask %s failed: %s", type(closable).__name__, exc)
+
+
+def _kill_survivors(pids: tuple[int, ...]) -> None:
+    """Kill worker processes that outlived a failed close. Only this process's own children are touched."""
+    for pid in pids:
+        if not _is_our_child(pid):
+            continue  # gone (or reaped and the pid reused by someone else)
+        log.warning("Dask worker process %d outlived its cluster; killing it", pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _is_our_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return fields[0] != "Z" and int(fields[1]) == os.getpid()
+    except (OSError, ValueError, IndexError):
+        return False

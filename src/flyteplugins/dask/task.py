@@ -1,0 +1,95 @@
+"""Dask tasks: ``flyte.TaskEnvironment(plugin_config=Dask(...))``.
+
+```python
+from distributed import Client
+from flyteplugins.dask.task import Dask, Scheduler, WorkerGroup
+
+env = flyte.TaskEnvironment(name="dask_env", plugin_config=Dask(
+    scheduler=Scheduler(resources=flyte.Resources(cpu="1", memory="2Gi")),
+    workers=WorkerGroup(number_of_workers=2, resources=flyte.Resources(cpu="1", memory="2Gi")),
+))
+
+@env.task
+async def total(n: int) -> int:
+    client = Client()  # the task's cluster
+    return client.submit(sum, range(n)).result()
+```
+
+Inside the task, ``distributed.Client()`` (no arguments), ``distributed.get_client()`` and ``dask.compute`` use the
+task's cluster, and ``flyte.ctx().data`` holds ``"dask_client"`` (a client of it), ``"dask_scheduler_address"`` and,
+embedded, ``"dask_cluster"`` (the ``LocalCluster``). The run's code is installed on every node by code-bundle
+plugins, so workers import the user's modules even when they are not installed there.
+
+Importing this module does not import dask or distributed.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar
+
+import anyio
+
+import flyte
+from flyte.extend import AsyncFunctionTaskTemplate, TaskPluginRegistry, acquire_engine, code_bundle, report_link
+
+from ._config import Dask, EmbeddedSpec, Scheduler, WorkerGroup, kubernetes_config
+
+__all__ = ["Dask", "DaskTask", "EmbeddedSpec", "Scheduler", "WorkerGroup"]
+
+EMBEDDED_ENGINE = "dask"
+ATTACHED_ENGINE = "dask-attached"
+
+
+class DaskTask(AsyncFunctionTaskTemplate):
+    """Runs a function with a Dask cluster: an embedded ``LocalCluster`` sized by the config, or, with
+    ``Dask(scheduler_address=...)``, an existing scheduler. See the module docstring."""
+
+    task_type: ClassVar[str] = "dask"
+    supports_reuse: ClassVar[bool] = False
+
+    async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        from ._attach import start_attached, stop_attached
+        from ._embedded import start_embedded, stop_embedded
+
+        config: Dask = self.plugin_config
+        bundle_box: dict[str, Any] = {}
+
+        async def build_bundle() -> None:
+            bundle_box["bundle"] = await anyio.to_thread.run_sync(code_bundle)
+
+        # The bundle is packed while the cluster starts: a cold call then costs no more than the cluster.
+        async with anyio.create_task_group() as group:
+            group.start_soon(build_bundle)
+            if config.scheduler_address is not None:
+                engine = await acquire_engine(ATTACHED_ENGINE, config.scheduler_address,
+                                              functools.partial(start_attached, config.scheduler_address),
+                                              stop_attached)
+            else:
+                spec = config.embedded_spec()
+                engine = await acquire_engine(EMBEDDED_ENGINE, spec, functools.partial(start_embedded, spec),
+                                              stop_embedded)
+        bundle = bundle_box["bundle"]
+        if bundle and engine.bundle_digest != bundle.digest:
+            await anyio.to_thread.run_sync(engine.ship_bundle, bundle.digest, str(bundle.archive))
+        if engine.dashboard_link:
+            report_link("Dask dashboard", engine.dashboard_link)
+        return {
+            "dask_engine": engine,
+            "dask_client": engine.client,
+            "dask_cluster": engine.cluster,
+            "dask_scheduler_address": engine.scheduler_address,
+        }
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        from ._scope import cluster_scope
+
+        engine = flyte.ctx().data["dask_engine"]  # type: ignore[union-attr]
+        with cluster_scope(engine):
+            return await super().execute(*args, **kwargs)
+
+    def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return kubernetes_config(self.plugin_config)
+
+
+TaskPluginRegistry.register(Dask, DaskTask)
