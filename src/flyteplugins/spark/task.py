@@ -1,0 +1,191 @@
+"""Spark tasks: ``plugin_config=Spark(...)`` gives the task a SparkSession; ``GenericSparkConf`` runs a JVM app.
+
+```python
+from flyteplugins.spark.task import Spark
+import flyte
+
+env = flyte.TaskEnvironment(name="spark_env", plugin_config=Spark(spark_conf={"spark.executor.instances": "2"}))
+
+@env.task
+async def count(n: int) -> int:
+    spark = flyte.ctx().data["spark_session"]
+    return spark.range(n).count()
+```
+
+Importing this module does not import pyspark; the session starts with the first Spark task of a run, is shared by
+the run's later Spark tasks with the same static settings, and is stopped when the run ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, ClassVar
+
+import anyio
+
+import flyte
+from flyte.extend import (
+    AsyncFunctionTaskTemplate,
+    TaskPluginRegistry,
+    acquire_engine,
+    code_bundle,
+    live_engine,
+    register_type_encoder,
+    report_link,
+    run_temp_dir,
+)
+
+from ._config import GenericSparkConf, Spark
+from ._dataframe import DATAFRAME_ENCODER, ParquetDataFrame, rebind
+from ._runtime import JavaNotFoundError
+from ._session import ENGINE_KIND, SessionPlan, SparkEngine, start_session, stop_session
+from ._submit import SparkSubmitError, run_spark_submit
+
+__all__ = [
+    "GenericSparkConf",
+    "GenericSparkTask",
+    "JavaNotFoundError",
+    "ParquetDataFrame",
+    "PysparkFunctionTask",
+    "Spark",
+    "SparkSubmitError",
+]
+
+SESSION_KEY = "spark_session"
+_RESTORE_KEY = "_spark_runtime_conf_restore"
+
+# Bumped when user code stopped the live session itself: the new spec makes the pool start a fresh one.
+_generation = itertools.count()
+_current_generation = next(_generation)
+_generation_lock = threading.Lock()
+
+
+def _session_generation() -> int:
+    global _current_generation
+    live = live_engine(ENGINE_KIND)
+    if live is not None and isinstance(live[1], SparkEngine) and live[1].stopped:
+        with _generation_lock:
+            if live[0].generation == _current_generation:  # type: ignore[attr-defined]
+                _current_generation = next(_generation)
+    return _current_generation
+
+
+class PysparkFunctionTask(AsyncFunctionTaskTemplate):
+    """A task run with a SparkSession: ``flyte.ctx().data["spark_session"]``, which is also what
+    ``SparkSession.builder.getOrCreate()`` returns inside the task."""
+
+    task_type: ClassVar[str] = "spark"
+    supports_reuse: ClassVar[bool] = False
+
+    _plan: SessionPlan | None = None
+
+    @property
+    def plan(self) -> SessionPlan:
+        # Per template: an override builds a new template, so the cached plan always matches plugin_config.
+        if self._plan is None:
+            self._plan = SessionPlan.of(self.plugin_config)
+        return self._plan
+
+    async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        plan = self.plan
+        spec = plan.spec(_session_generation())
+        app_name = self.name
+
+        async def start() -> SparkEngine:
+            return await anyio.to_thread.run_sync(start_session, spec, app_name)
+
+        engine: SparkEngine = await acquire_engine(ENGINE_KIND, spec, start, stop_session)
+        data: dict[str, Any] = {SESSION_KEY: engine.session}
+        if plan.runtime_conf:
+            data[_RESTORE_KEY] = _apply_runtime_conf(engine.session, plan.runtime_conf)
+        bundle = code_bundle()
+        if bundle and bundle.digest not in engine.shipped_bundles:
+            # Executors unpickle the user's functions by module name; the bundle makes those modules importable
+            # there (a standalone cluster's workers, and local Python workers started outside the driver's path).
+            await anyio.to_thread.run_sync(engine.session.sparkContext.addPyFile, str(bundle.archive))
+            engine.shipped_bundles.add(bundle.digest)
+        if engine.ui_url:
+            report_link("Spark UI", engine.ui_url)
+        return data
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        context = flyte.ctx()
+        session = context.data.get(SESSION_KEY) if context is not None else None
+        if session is not None:
+            args = tuple(rebind(value, session) for value in args)
+            kwargs = {name: rebind(value, session) for name, value in kwargs.items()}
+        return await super().execute(*args, **kwargs)
+
+    async def release(self, data: dict[str, Any], error: BaseException | None) -> None:
+        restore = data.get(_RESTORE_KEY)
+        session = data.get(SESSION_KEY)
+        if restore and session is not None:
+            try:
+                _restore_runtime_conf(session, restore)
+            except Exception:  # the session may be gone (user stopped it): nothing left to restore
+                pass
+
+    def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config: Spark = self.plugin_config
+        return {
+            "sparkConf": dict(config.spark_conf),
+            "hadoopConf": dict(config.hadoop_conf),
+            "executorPath": config.executor_path,
+            "mainApplicationFile": config.applications_path,
+        }
+
+
+def _apply_runtime_conf(session: Any, conf: tuple[tuple[str, str], ...]) -> dict[str, str | None]:
+    """Set the call's runtime SQL settings; returns the previous values, restored when the call ends, so a
+    setting does not leak into a later call that shares the session."""
+    live = session.conf
+    previous: dict[str, str | None] = {}
+    for key, value in conf:
+        before = live.get(key, None)
+        if before == value:
+            continue
+        try:
+            live.set(key, value)
+        except Exception as exc:
+            raise ValueError(f"Spark.spark_conf[{key!r}]: the live session refused {value!r} ({exc}); "
+                             "a setting fixed at session start cannot change per call") from None
+        previous[key] = before
+    return previous
+
+
+def _restore_runtime_conf(session: Any, previous: dict[str, str | None]) -> None:
+    live = session.conf
+    for key, value in previous.items():
+        if value is None:
+            live.unset(key)
+        else:
+            live.set(key, value)
+
+
+class GenericSparkTask(AsyncFunctionTaskTemplate):
+    """Runs the JVM application of a ``GenericSparkConf`` with ``spark-submit``, then the function's body (which
+    may post-process the application's output; it can be ``pass``). A non-zero exit raises
+    :class:`SparkSubmitError` with the exit code and the end of the application's stderr."""
+
+    task_type: ClassVar[str] = "spark"
+    supports_reuse: ClassVar[bool] = False
+
+    async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        stdout = await run_spark_submit(self.plugin_config, self.name, run_temp_dir("spark-submit"))
+        return {"spark_submit_stdout": stdout}
+
+    def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config: GenericSparkConf = self.plugin_config
+        return {
+            "mainClass": config.main_class,
+            "mainApplicationFile": config.applications_path,
+            "sparkConf": dict(config.spark_conf),
+            "hadoopConf": dict(config.hadoop_conf),
+            "applicationType": "JAVA",
+        }
+
+
+TaskPluginRegistry.register(Spark, PysparkFunctionTask)
+TaskPluginRegistry.register(GenericSparkConf, GenericSparkTask)
+register_type_encoder(DATAFRAME_ENCODER)
