@@ -22,6 +22,7 @@ from .errors import TaskTimeoutError
 _BASE_PRE = AsyncFunctionTaskTemplate.pre
 _BASE_POST = AsyncFunctionTaskTemplate.post
 _BASE_RELEASE = AsyncFunctionTaskTemplate.release
+_BASE_EXECUTE = AsyncFunctionTaskTemplate.execute
 
 
 class LocalController:
@@ -103,7 +104,8 @@ class LocalController:
         args, kwargs = interface.split(inputs)
         context = TaskContext(run=run, action=action, task_name=task.name, parent=parent)
         token = current_context.set(context)
-        restore = _apply_env(run.options.env_vars, task.settings.env_vars)
+        env_layers = (run.options.env_vars, task.settings.env_vars)
+        restore = _apply_env(*env_layers) if env_layers[0] or env_layers[1] else None
         try:
             timeout = task.settings.timeout
             if timeout is None:
@@ -129,26 +131,54 @@ class LocalController:
     async def _body(task: TaskTemplate[Any, Any], context: TaskContext, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
         kind = type(task)
+        hooks = _hooks(kind)
+        if hooks is None:
+            if task.is_async:  # a plain async function task: no hooks to run, no extra coroutine layer
+                return await task.func(*args, **kwargs)
+            hooks = (False, False, False, True)
+        has_pre, has_post, has_release, plain_execute = hooks
         error: BaseException | None = None
         try:
-            if getattr(kind, "pre", _BASE_PRE) is not _BASE_PRE:
+            if has_pre:
                 data = await task.pre(*args, **kwargs)  # type: ignore[attr-defined]
                 if data:
                     context.data.update(data)
-            result = await task.execute(*args, **kwargs)  # type: ignore[attr-defined]
-            if getattr(kind, "post", _BASE_POST) is not _BASE_POST:
+            if plain_execute and task.is_async:
+                result = await task.func(*args, **kwargs)
+            else:
+                result = await task.execute(*args, **kwargs)  # type: ignore[attr-defined]
+            if has_post:
                 result = await task.post(result)  # type: ignore[attr-defined]
             return result
         except BaseException as exc:
             error = exc
             raise
         finally:
-            if context.leases or getattr(kind, "release", _BASE_RELEASE) is not _BASE_RELEASE:
+            if context.leases or has_release:
                 with anyio.CancelScope(shield=True):
                     try:
                         await task.release(context.data, error)  # type: ignore[attr-defined]
                     finally:
                         release_call_leases(context.leases)
+
+
+_hook_cache: dict[type, tuple[bool, bool, bool, bool] | None] = {}
+
+
+def _hooks(kind: type) -> tuple[bool, bool, bool, bool] | None:
+    """Which hooks a template class overrides: (pre, post, release, plain execute); None when it overrides none."""
+    try:
+        return _hook_cache[kind]
+    except KeyError:
+        pass
+    has_pre = getattr(kind, "pre", _BASE_PRE) is not _BASE_PRE
+    has_post = getattr(kind, "post", _BASE_POST) is not _BASE_POST
+    has_release = getattr(kind, "release", _BASE_RELEASE) is not _BASE_RELEASE
+    plain_execute = getattr(kind, "execute", _BASE_EXECUTE) is _BASE_EXECUTE
+    hooks = (has_pre, has_post, has_release, plain_execute)
+    # Sync functions still go through execute (a worker thread); pre may take engine leases, so keep the slow path.
+    _hook_cache[kind] = None if hooks == (False, False, False, True) else hooks
+    return _hook_cache[kind]
 
 
 def _apply_env(*layers: dict[str, str]) -> dict[str, str | None] | None:

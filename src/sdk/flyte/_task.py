@@ -128,20 +128,16 @@ class TaskTemplate(Generic[P, R]):
         return run_sync_implicit(self, args, kwargs)
 
     async def _submit_from_thread(self, parent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        from ._controller import controller
-
-        return await controller.submit(self, args, kwargs, parent=parent)
+        return await _controller().submit(self, args, kwargs, parent=parent)
 
     async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await the task (sync or async) from async code."""
-        from ._controller import controller
-
         parent = current_context.get()
         if parent is None:
             from ._runner import run_implicit
 
             return await run_implicit(self, args, kwargs)  # type: ignore[no-any-return]
-        return await controller.submit(self, args, kwargs, parent=parent)  # type: ignore[no-any-return]
+        return await _controller().submit(self, args, kwargs, parent=parent)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -179,6 +175,19 @@ class AsyncFunctionTaskTemplate(TaskTemplate[P, R]):
     def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         config = self.plugin_config
         return msgspec.to_builtins(config) if config is not None else {}
+
+
+_controller_instance: Any = None
+
+
+def _controller() -> Any:
+    """The local controller (imported on first call: the controller module imports this one)."""
+    global _controller_instance
+    if _controller_instance is None:
+        from ._controller import controller
+
+        _controller_instance = controller
+    return _controller_instance
 
 
 def _run_in_worker(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
