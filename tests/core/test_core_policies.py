@@ -166,7 +166,7 @@ async def writes_raw() -> str:
 def test_nothing_left_in_tmp_after_a_run():
     before = set(os.listdir(tempfile.gettempdir()))
     flyte.run(writes_raw)
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectionError):
         flyte.run(flaky.override(retries=0), key="tmp", fail_times=1)
     after = set(os.listdir(tempfile.gettempdir()))
     assert {name for name in after - before if name.startswith("flyte-")} == set()

@@ -18,6 +18,7 @@ kubernetes_asyncio) load when a plugin's task runs, rich when progress is first 
 
 from __future__ import annotations
 
+from . import errors
 from ._config import Cache, PodTemplate, Resources, RetryStrategy, ReusePolicy, Secret, Timeout
 from ._context import TaskContext, ctx
 from ._environment import TaskEnvironment
@@ -25,7 +26,6 @@ from ._map import map
 from ._run import Action, Run
 from ._runner import RunContext, run, with_runcontext
 from ._task import TaskTemplate
-from . import errors
 
 __version__ = "0.1.0"
 

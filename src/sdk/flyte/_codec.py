@@ -147,7 +147,7 @@ class Interface:
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.simple and not kwargs and len(args) == len(self.names):
-            return dict(zip(self.names, args))
+            return dict(zip(self.names, args, strict=True))
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:

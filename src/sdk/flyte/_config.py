@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 
@@ -41,9 +41,9 @@ def quantity_to_float(value: str | int | float) -> float:
     return float(match.group(1)) * units.get(match.group(2), 1.0)
 
 
-Quantity = Union[str, int, float]
+Quantity = str | int | float
 # A value given as a pair is (request, limit), as in flyte-sdk.
-QuantityOrRange = Union[Quantity, tuple[Quantity, Quantity]]
+QuantityOrRange = Quantity | tuple[Quantity, Quantity]
 
 
 class Resources(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,9 +55,9 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
 
     cpu: QuantityOrRange | None = None
     memory: QuantityOrRange | None = None
-    gpu: Union[int, str, None] = None
+    gpu: int | str | None = None
     disk: Quantity | None = None
-    shm: Union[Quantity, Literal["auto"], None] = None
+    shm: Quantity | Literal["auto"] | None = None
 
     def __post_init__(self) -> None:
         for name in ("cpu", "memory"):
@@ -132,8 +132,8 @@ class PodTemplate(msgspec.Struct, frozen=True, kw_only=True):
 class ReusePolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Keep task containers alive between calls (an actor environment)."""
 
-    replicas: Union[int, tuple[int, int]] = 1
-    idle_ttl: Union[int, float, timedelta, None] = None
+    replicas: int | tuple[int, int] = 1
+    idle_ttl: int | float | timedelta | None = None
     concurrency: int = 1
 
     def __post_init__(self) -> None:
@@ -146,7 +146,7 @@ class ReusePolicy(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"ReusePolicy.concurrency: must be >= 1, got {self.concurrency}")
 
 
-def to_seconds(field: str, value: Union[int, float, timedelta, None]) -> float | None:
+def to_seconds(field: str, value: int | float | timedelta | None) -> float | None:
     """Seconds from a number or timedelta; None stays None. Rejects negatives and non-numbers, naming the field."""
     if value is None:
         return None
@@ -168,9 +168,9 @@ class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     count: int = 0
-    backoff: Union[int, float, timedelta, None] = None
+    backoff: int | float | timedelta | None = None
     backoff_factor: float = 2.0
-    max_backoff: Union[int, float, timedelta, None] = None
+    max_backoff: int | float | timedelta | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
@@ -188,7 +188,7 @@ class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True):
         return min(delay, cap) if cap is not None else delay
 
     @classmethod
-    def of(cls, value: Union[int, RetryStrategy, None]) -> RetryStrategy:
+    def of(cls, value: int | RetryStrategy | None) -> RetryStrategy:
         if value is None:
             return cls()
         if isinstance(value, RetryStrategy):
@@ -201,8 +201,8 @@ class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True):
 class Timeout(msgspec.Struct, frozen=True, kw_only=True):
     """How long one attempt may run (``max_runtime``) and, remotely, wait in a queue (``max_queued_time``)."""
 
-    max_runtime: Union[int, float, timedelta]
-    max_queued_time: Union[int, float, timedelta, None] = None
+    max_runtime: int | float | timedelta
+    max_queued_time: int | float | timedelta | None = None
 
     def __post_init__(self) -> None:
         to_seconds("Timeout.max_runtime", self.max_runtime)
@@ -213,7 +213,7 @@ class Timeout(msgspec.Struct, frozen=True, kw_only=True):
         return to_seconds("Timeout.max_runtime", self.max_runtime) or 0.0
 
     @classmethod
-    def of(cls, value: Union[int, float, timedelta, Timeout, None]) -> Timeout | None:
+    def of(cls, value: int | float | timedelta | Timeout | None) -> Timeout | None:
         if value is None or isinstance(value, Timeout):
             return value
         to_seconds("timeout", value)
@@ -237,7 +237,7 @@ class Cache(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"cache: {self.behavior!r} is not one of {', '.join(_CACHE_MODES)}")
 
     @classmethod
-    def of(cls, value: Union[str, Cache, bool, None]) -> Cache:
+    def of(cls, value: str | Cache | bool | None) -> Cache:
         if isinstance(value, Cache):
             return value
         if value is None or value is False:

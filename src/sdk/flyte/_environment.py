@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Union, overload
+from typing import Any, overload
 
-from ._config import Cache, PodTemplate, Resources, RetryStrategy, ReusePolicy, Timeout, normalize_env_vars, normalize_secrets
+from ._config import (
+    Cache,
+    PodTemplate,
+    Resources,
+    RetryStrategy,
+    ReusePolicy,
+    Timeout,
+    normalize_env_vars,
+    normalize_secrets,
+)
 from ._registry import TaskPluginRegistry
 from ._task import TaskSettings, TaskTemplate, normalize_settings
 
@@ -28,7 +37,7 @@ class TaskEnvironment:
         resources: Resources | None = None,
         env_vars: dict[str, str] | None = None,
         secrets: Any = None,
-        cache: Union[str, Cache] = "disable",
+        cache: str | Cache = "disable",
         reusable: ReusePolicy | None = None,
         plugin_config: Any = None,
         depends_on: tuple[TaskEnvironment, ...] | list[TaskEnvironment] = (),
@@ -72,17 +81,17 @@ class TaskEnvironment:
         self,
         *,
         short_name: str | None = ...,
-        cache: Union[str, Cache, None] = ...,
-        retries: Union[int, RetryStrategy] = ...,
-        timeout: Union[int, float, timedelta, Timeout, None] = ...,
+        cache: str | Cache | None = ...,
+        retries: int | RetryStrategy = ...,
+        timeout: int | float | timedelta | Timeout | None = ...,
         report: bool = ...,
         docs: str | None = ...,
         pod_template: PodTemplate | str | None = ...,
     ) -> Callable[[Callable[..., Any]], TaskTemplate[Any, Any]]: ...
 
-    def task(self, func: Callable[..., Any] | None = None, /, *, short_name: str | None = None,
-             cache: Union[str, Cache, None] = None, retries: Union[int, RetryStrategy] = 0,
-             timeout: Union[int, float, timedelta, Timeout, None] = None, report: bool = False,
+    def task(self, func: Callable[..., Any] | None = None, /, *, short_name: str | None = None,  # type: ignore[misc]
+             cache: str | Cache | None = None, retries: int | RetryStrategy = 0,
+             timeout: int | float | timedelta | Timeout | None = None, report: bool = False,
              docs: str | None = None, pod_template: PodTemplate | str | None = None) -> Any:
         """Make a task of a sync or async function, bare (``@env.task``) or with settings (``@env.task(retries=3)``).
         The task's name is ``"<environment>.<function>"``."""

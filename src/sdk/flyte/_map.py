@@ -14,7 +14,7 @@ async def _map_all(task: Any, iterables: tuple[Iterable[Any], ...], concurrency:
                    return_exceptions: bool, parent: Any = None) -> list[Any]:
     if parent is not None:  # called from a sync task's worker thread: keep the caller as the parent action
         current_context.set(parent)
-    calls = list(zip(*iterables))
+    calls = list(zip(*iterables, strict=False))  # like zip(): stops at the shortest iterable
     results: list[Any] = [None] * len(calls)
     limiter = anyio.CapacityLimiter(concurrency) if concurrency > 0 else None
 

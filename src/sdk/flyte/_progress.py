@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ._run import Action, RunState
 
@@ -77,7 +78,7 @@ class _LiveProgress:
 
     def __init__(self, state: RunState) -> None:
         self.state = state
-        self.live = None
+        self.live: Any = None
         self.lock = threading.Lock()
         self.timer = threading.Timer(_LIVE_AFTER_SECONDS, self.start)
         self.timer.daemon = True

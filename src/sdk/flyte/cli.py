@@ -74,7 +74,7 @@ def _option_for(name: str, annotation: Any, default: Any) -> click.Option:
 
 def _task_command(task: TaskTemplate[Any, Any], run_options: dict[str, Any]) -> click.Command:
     interface = task.interface
-    params = [
+    params: list[click.Parameter] = [
         _option_for(p.name, interface.annotations[p.name], p.default)
         for p in interface.signature.parameters.values()
         if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -129,12 +129,12 @@ def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progres
             summary = (task.settings.docs or "").strip().splitlines()
             click.echo(f"  {attribute:<24} {summary[0] if summary else ''}")
         ctx.exit(0)
-    task = tasks.get(task_name)
-    if task is None:
+    found = tasks.get(task_name)
+    if found is None:
         names = ", ".join(sorted(a for a, t in tasks.items() if a != t.name)) or "none"
         raise click.BadParameter(f"no task {task_name!r} in {file}; tasks: {names}", param_hint="TASK_NAME")
     options = {k: v for k, v in {"name": name, "raw_data_path": raw_data_path, "progress": progress}.items() if v}
-    command = _task_command(task, options)
+    command = _task_command(found, options)
     command.main(args=ctx.args, prog_name=f"flyte run {file} {task_name}", standalone_mode=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+
 from ._bundle import CodeBundle, build_bundle, install_bundle
 from ._codec import TypeEncoder, register_type_encoder
 from ._context import TaskContext, current_context
