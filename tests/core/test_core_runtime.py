@@ -146,3 +146,25 @@ def test_unknown_storage_scheme_is_a_clear_error():
 
     with pytest.raises(ValueError, match=r"no storage backend for s3://"):
         _storage.read_bytes("s3://bucket/key")
+
+
+def test_bundle_of_all_files_honours_gitignore(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYTE_BUNDLE_CACHE", str(tmp_path / "bundles"))
+    project = tmp_path / "project"
+    (project / "pkg" / "__pycache__").mkdir(parents=True)
+    (project / ".git").mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname='p'\n")
+    (project / ".gitignore").write_text("*.log\nsecret/\n")
+    (project / "pkg" / "mod.py").write_text("X = 1\n")
+    (project / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"x")
+    (project / "run.log").write_text("noise")
+    (project / "secret").mkdir()
+    (project / "secret" / "key.txt").write_text("k")
+    (project / ".git" / "HEAD").write_text("ref")
+    from flyte._bundle import find_project_root
+
+    assert find_project_root(str(project / "pkg")) == str(project)
+    bundle = build_bundle(str(project), include="all")
+    assert set(bundle.files) == {".gitignore", "pyproject.toml", "pkg/mod.py"}
+    (project / "pkg" / "mod.py").write_text("X = 2\n")
+    assert build_bundle(str(project), include="all").digest != bundle.digest  # content-hashed

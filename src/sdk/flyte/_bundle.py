@@ -6,7 +6,12 @@ its zip, which Python imports from directly) on ``sys.path``. Two ways to choose
 - ``"loaded"`` (default): the modules the program has imported that are not part of Python, of an installed package,
   or of this SDK (the SDK is installed on workers). A package contributes all its files, since workers may import
   submodules the driver never did. With a ``root``, only modules under that directory count.
-- ``"all"``: every file under ``root`` minus ``.gitignore`` patterns, ``__pycache__``, virtualenvs and ``.git``.
+- ``"all"``: every file under ``root`` (default: the project root, the nearest folder above the main script or the
+  working directory holding ``pyproject.toml`` or ``.git``) minus ``.gitignore`` patterns, ``__pycache__``,
+  virtualenvs and ``.git``.
+
+With ``"loaded"`` and no root, a user module outside the project (a sibling checkout on ``sys.path``) is user code
+too: the workers cannot import it otherwise. Pass a root to narrow the bundle.
 
 Bundles are content-hashed and cached (``~/.cache/flyte-sdk/bundles``), so an unchanged tree is packed once.
 Tasks defined in ``__main__`` or a notebook are not in any file: plugins ship them by value with cloudpickle.
@@ -126,14 +131,25 @@ def _ignored(rel: str, name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns)
 
 
+def find_project_root(start: str | None = None) -> str:
+    """The nearest folder at or above ``start`` (default: the main script's folder, else the working directory)
+    that holds ``pyproject.toml`` or ``.git``; ``start`` itself when there is none."""
+    if start is None:
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        start = os.path.dirname(os.path.abspath(main_file)) if main_file else os.getcwd()
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+            return str(folder)
+    return str(here)
+
+
 def build_bundle(root: str | None = None, include: str = "loaded") -> CodeBundle:
     """Pack the user's code (see module docstring); reuses the cached bundle when the content is unchanged."""
     if include not in ("loaded", "all"):
         raise ValueError(f"build_bundle(include=...): {include!r}; allowed: 'loaded', 'all'")
     if include == "all":
-        if not root:
-            raise ValueError("build_bundle(include='all') needs a root directory")
-        files = all_files(root)
+        files = all_files(root or find_project_root())
     else:
         files = loaded_user_files(root)
     digest = hashlib.sha256()
