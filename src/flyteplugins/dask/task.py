@@ -56,19 +56,31 @@ class DaskTask(AsyncFunctionTaskTemplate):
         bundle_box: dict[str, Any] = {}
 
         async def build_bundle() -> None:
-            bundle_box["bundle"] = await anyio.to_thread.run_sync(code_bundle)
+            try:
+                bundle_box["bundle"] = await anyio.to_thread.run_sync(code_bundle)
+            except Exception as exc:  # raised below as itself, not wrapped in an exception group
+                bundle_box["error"] = exc
 
         # The bundle is packed while the cluster starts: a cold call then costs no more than the cluster.
+        failure: Exception | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(build_bundle)
-            if config.scheduler_address is not None:
-                engine = await acquire_engine(ATTACHED_ENGINE, config.scheduler_address,
-                                              functools.partial(start_attached, config.scheduler_address),
-                                              stop_attached)
-            else:
-                spec = config.embedded_spec()
-                engine = await acquire_engine(EMBEDDED_ENGINE, spec, functools.partial(start_embedded, spec),
-                                              stop_embedded)
+            try:
+                if config.scheduler_address is not None:
+                    engine = await acquire_engine(ATTACHED_ENGINE, config.scheduler_address,
+                                                  functools.partial(start_attached, config.scheduler_address),
+                                                  stop_attached)
+                else:
+                    spec = config.embedded_spec()
+                    engine = await acquire_engine(EMBEDDED_ENGINE, spec, functools.partial(start_embedded, spec),
+                                                  stop_embedded)
+            except Exception as exc:
+                failure = exc
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if "error" in bundle_box:
+            raise bundle_box["error"]
         bundle = bundle_box["bundle"]
         if bundle and engine.bundle_digest != bundle.digest:
             await anyio.to_thread.run_sync(engine.ship_bundle, bundle.digest, str(bundle.archive))
