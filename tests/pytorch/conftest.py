@@ -1,0 +1,50 @@
+"""Leak checks for the PyTorch plugin's tests: no launcher/worker process and no job directory may outlive a call."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import time
+import uuid
+
+import psutil
+import pytest
+
+JOB_ENV = "FLYTE_PYTORCH_JOB"
+
+
+def job_processes() -> list[psutil.Process]:
+    """Every process carrying a job marker (launchers and workers, orphans included), but this one."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == os.getpid():
+            continue
+        try:
+            if JOB_ENV in proc.environ():
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def assert_no_leaks(run_prefix: str, wait: float = 5.0) -> None:
+    end = time.monotonic() + wait
+    while True:
+        leaked = [p for p in job_processes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        children = [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+        dirs = glob.glob(os.path.join(tempfile.gettempdir(), f"flyte-{run_prefix}*"))
+        if not (leaked or children or dirs) or time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    assert not leaked, f"torch processes left behind: {[(p.pid, p.cmdline()) for p in leaked]}"
+    assert not children, f"child processes left behind: {[(c.pid, c.cmdline()) for c in children]}"
+    assert not dirs, f"temporary directories left behind: {dirs}"
+
+
+@pytest.fixture
+def run_name():
+    """A unique run name whose temporary directories and processes are checked for leaks after the test."""
+    prefix = f"torchtest{uuid.uuid4().hex[:8]}"
+    yield prefix
+    assert_no_leaks(prefix)
