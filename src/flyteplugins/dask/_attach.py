@@ -30,7 +30,9 @@ def _start_blocking(address: str) -> DaskEngine:
         link = client.dashboard_link if has_dashboard else None
     except Exception:  # the link is a convenience
         link = None
-    return DaskEngine(client=client, scheduler_address=client.scheduler.address, dashboard_link=link)
+    # The scheduler's own spelling of its address, which the task's argument-less Client() will be given.
+    resolved = getattr(client.scheduler, "address", None) or address
+    return DaskEngine(client=client, scheduler_address=resolved, dashboard_link=link)
 
 
 def stop_attached(engine: DaskEngine) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -75,8 +75,8 @@ class Scheduler(msgspec.Struct, frozen=True, kw_only=True):
 
     image: str | None = None
     resources: Resources | None = None
-    requests: dict[str, Union[str, int, float]] | None = None
-    limits: dict[str, Union[str, int, float]] | None = None
+    requests: dict[str, str | int | float] | None = None
+    limits: dict[str, str | int | float] | None = None
 
     def __post_init__(self) -> None:
         _check_image("Scheduler", self.image)
@@ -98,8 +98,8 @@ class WorkerGroup(msgspec.Struct, frozen=True, kw_only=True):
     number_of_workers: int = 1
     image: str | None = None
     resources: Resources | None = None
-    requests: dict[str, Union[str, int, float]] | None = None
-    limits: dict[str, Union[str, int, float]] | None = None
+    requests: dict[str, str | int | float] | None = None
+    limits: dict[str, str | int | float] | None = None
 
     def __post_init__(self) -> None:
         count = self.number_of_workers
@@ -151,15 +151,16 @@ class Dask(msgspec.Struct, frozen=True, kw_only=True):
     def embedded_spec(self) -> EmbeddedSpec:
         """What the embedded cluster must look like for this config (equal specs share a running cluster)."""
         resources = self.workers.effective_resources()
-        threads, memory = 1, "auto"
+        threads = 1
+        memory_limit: int | str = "auto"  # Dask's "auto": an equal share of this machine's memory per worker
         if resources is not None:
             if resources.cpu is not None:
                 cpu = resources.cpu[1] if isinstance(resources.cpu, tuple) else resources.cpu
                 threads = max(1, math.ceil(quantity_to_float(cpu)))
             limit = resources.memory_limit_bytes()
             if limit:
-                memory = limit
-        return EmbeddedSpec(self.workers.number_of_workers, threads, memory, self.dashboard)
+                memory_limit = limit
+        return EmbeddedSpec(self.workers.number_of_workers, threads, memory_limit, self.dashboard)
 
 
 class EmbeddedSpec(NamedTuple):
@@ -167,7 +168,7 @@ class EmbeddedSpec(NamedTuple):
 
     workers: int
     threads_per_worker: int
-    memory_limit: Union[int, str]
+    memory_limit: int | str
     dashboard: bool
 
 
