@@ -29,7 +29,7 @@ async def on_existing_cluster(module_name: str, late_worker: bool) -> dict:
     user = importlib.import_module(module_name)
     out = {
         "address": client.scheduler.address,
-        "workers": len(client.scheduler_info(n_workers=-1)["workers"]),
+        "workers": len(client.scheduler_info()["workers"]),
         "files": sorted(file for file, _ in client.run(user.where).values()),
         "scheduler_bundle": client.run_on_scheduler(active_bundle, "scheduler"),
         "tripled": client.submit(user.triple, 14, pure=False).result(),
@@ -37,7 +37,7 @@ async def on_existing_cluster(module_name: str, late_worker: bool) -> dict:
     if late_worker:
         EXTERNAL["cluster"].start_worker("late")
         client.wait_for_workers(out["workers"] + 1, timeout=120)
-        late = [addr for addr, info in client.scheduler_info(n_workers=-1)["workers"].items()
+        late = [addr for addr, info in client.scheduler_info()["workers"].items()
                 if info.get("name") == "late"]
         out["late_file"] = client.submit(user.where, workers=late, allow_other_workers=False, pure=False).result()[0]
     return out
@@ -77,7 +77,7 @@ def test_worker_joining_during_the_run_gets_the_bundle(attached, external_cluste
 def test_cluster_keeps_running_without_the_plugins(attached, external_cluster, user_module):
     assert all(proc.poll() is None for proc in external_cluster.procs), "the run closed part of the external cluster"
     with Client(external_cluster.address, timeout=30) as client:
-        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 3
+        assert len(client.scheduler_info()["workers"]) == 3
         assert not any(client.run(lambda dask_worker: PLUGIN_NAME in dask_worker.plugins).values())
         assert set(client.run(active_bundle, "worker").values()) == {None}
         assert set(client.run(importlib.util.find_spec, user_module.__name__).values()) == {None}

@@ -51,7 +51,7 @@ driver_env = flyte.TaskEnvironment(name="dask_driver")
 
 def observe(client: Client, module_name: str) -> dict:
     """What a task body sees of its cluster."""
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    workers = client.scheduler_info()["workers"]
     user = importlib.import_module(module_name)
     return {
         "workers": len(workers),
@@ -78,10 +78,10 @@ async def late_joiner(module_name: str) -> dict:
     """Grow the cluster by a worker, then run the user's code on the newcomer only."""
     cluster = flyte.ctx().data["dask_cluster"]
     client = get_client()
-    before = set(client.scheduler_info(n_workers=-1)["workers"])
+    before = set(client.scheduler_info()["workers"])
     cluster.scale(len(before) + 1)
     client.wait_for_workers(len(before) + 1, timeout=120)
-    newcomer = sorted(set(client.scheduler_info(n_workers=-1)["workers"]) - before)[0]
+    newcomer = sorted(set(client.scheduler_info()["workers"]) - before)[0]
     user = importlib.import_module(module_name)
     file, pid = client.submit(user.where, workers=[newcomer], allow_other_workers=False, pure=False).result()
     return {"file": file, "pid": pid, "cluster_dir": flyte.ctx().data["dask_engine"].local_directory}
