@@ -9,9 +9,8 @@ import tempfile
 import pytest
 
 import flyte
-from flyteplugins.spark.task import PysparkFunctionTask, Spark
-
 from conftest import assert_no_engine_left, engine_children, spark_temp_dirs
+from flyteplugins.spark.task import PysparkFunctionTask, Spark
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

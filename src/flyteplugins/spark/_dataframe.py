@@ -16,6 +16,7 @@ from typing import Any
 
 from flyte.extend import TypeEncoder, live_engine
 
+from ._errors import detach
 from ._session import ENGINE_KIND
 
 # Set on DataFrames read from Parquet by the decoder: passing one on again reuses the file instead of rewriting it.
@@ -60,7 +61,11 @@ def encode(frame: Any, raw_data_path: str) -> bytes:
     if stored:
         return str(stored).encode()
     path = os.path.join(raw_data_path, "spark-dataframes", f"{uuid.uuid4().hex}.parquet")
-    frame.write.parquet(path)
+    try:
+        frame.write.parquet(path)
+    except Exception as error:
+        detach(error)
+        raise
     return path.encode()
 
 

@@ -38,6 +38,7 @@ from flyte.extend import (
 
 from ._config import GenericSparkConf, Spark
 from ._dataframe import DATAFRAME_ENCODER, ParquetDataFrame, rebind
+from ._errors import detach
 from ._runtime import JavaNotFoundError
 from ._session import ENGINE_KIND, SessionPlan, SparkEngine, start_session, stop_session
 from ._submit import SparkSubmitError, run_spark_submit
@@ -115,7 +116,11 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
         if session is not None:
             args = tuple(rebind(value, session) for value in args)
             kwargs = {name: rebind(value, session) for name, value in kwargs.items()}
-        return await super().execute(*args, **kwargs)
+        try:
+            return await super().execute(*args, **kwargs)
+        except Exception as error:
+            detach(error)  # in place: still printable after the run has stopped the JVM
+            raise
 
     async def release(self, data: dict[str, Any], error: BaseException | None) -> None:
         restore = data.get(_RESTORE_KEY)
