@@ -35,12 +35,17 @@ def spark_temp_dirs() -> set[str]:
     return found | {path for pattern in _JVM_TEMP_PATTERNS for path in glob.glob(os.path.join("/tmp", pattern))}
 
 
-def assert_no_engine_left(before_dirs: set[str], grace: float = 15.0) -> None:
-    """No engine process of ours remains and no Spark temp dir appeared (waits briefly for exits in progress)."""
+def assert_no_engine_left(before_dirs: set[str], grace: float = 15.0, keep: frozenset[int] = frozenset()) -> None:
+    """No engine process of ours remains and no Spark temp dir appeared (waits briefly for exits in progress).
+    ``keep``: pids of long-lived daemons a test started on purpose (a standalone master and worker)."""
     deadline = time.monotonic() + grace
-    while engine_children() and time.monotonic() < deadline:
+
+    def left_over() -> list[psutil.Process]:
+        return [p for p in engine_children() if p.pid not in keep]
+
+    while left_over() and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = [(p.pid, p.name()) for p in engine_children()]
+    left = [(p.pid, p.name()) for p in left_over()]
     assert not left, f"engine processes left behind: {left}"
     new_dirs = spark_temp_dirs() - before_dirs
     assert not new_dirs, f"Spark temp dirs left behind: {sorted(new_dirs)}"
