@@ -185,3 +185,19 @@ def test_missing_java_is_a_clear_error_before_any_launch(monkeypatch, tmp_path):
     with pytest.raises(JavaNotFoundError, match="JAVA_HOME is not set and no java is on PATH"):
         flyte.run(body)
     assert flyte.extend.live_engine("spark") is None
+
+
+def test_dataframe_decoded_without_a_session_is_a_parquet_reference(tmp_path):
+    import pandas as pd
+
+    from flyteplugins.spark._dataframe import DATAFRAME_ENCODER, ParquetDataFrame
+
+    path = str(tmp_path / "frame.parquet")
+    pd.DataFrame({"x": [1, 2, 3]}).to_parquet(path)
+    assert flyte.extend.live_engine("spark") is None
+    decoded = DATAFRAME_ENCODER.decode(path.encode(), str(tmp_path))
+    assert isinstance(decoded, ParquetDataFrame)
+    assert decoded.to_pandas()["x"].tolist() == [1, 2, 3]
+    # Passed on again, it keeps pointing at the same file rather than being rewritten.
+    assert DATAFRAME_ENCODER.encode(decoded, str(tmp_path)) == path.encode()
+    assert "pyspark.sql.dataframe.DataFrame" in DATAFRAME_ENCODER.type_names
