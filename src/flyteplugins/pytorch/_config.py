@@ -174,7 +174,8 @@ class Elastic(NcclSettings, frozen=True, kw_only=True):
     - ``monitor_interval``: seconds between the agent's checks of its workers.
     - ``max_restarts``: worker-group restarts before the job fails.
     - ``zombie_watchdog_interval_sec``: how often the watchdog checks for the agent hang after all workers died
-      (``None`` turns it off). A hang is reported after about two intervals.
+      (``None`` turns it off). A hang is reported once all workers stayed unreaped zombies for three intervals
+      (or ``monitor_interval`` plus one, if longer): about 2 s after the deaths by default.
     - ``nccl_*``: NCCL failure detection, see :class:`NcclSettings`.
     - ``run_policy``: the Kubeflow job's policy (``active_deadline_seconds`` is also enforced locally).
     """
@@ -187,7 +188,7 @@ class Elastic(NcclSettings, frozen=True, kw_only=True):
     start_method: str = "spawn"
     monitor_interval: Union[int, float] = 0.1
     max_restarts: int = 0
-    zombie_watchdog_interval_sec: Union[int, float, None] = 1.0
+    zombie_watchdog_interval_sec: Union[int, float, None] = 0.5
     run_policy: RunPolicy | None = None
 
     def __post_init__(self) -> None:

@@ -55,6 +55,18 @@ def state_of(pid: int) -> ProcessState | None:
     return ProcessState(pid=pid, state=fields[0], exit_status=exit_status)
 
 
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of process group ``pgid`` that are not zombies (a killed orphan's zombie is its new parent's to
+    reap and holds no resources)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                members.append(int(entry))
+    return members
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (every thread's), from ``/proc/<pid>/task/*/children`` or a scan of ``/proc``."""
     found: set[int] = set()

@@ -49,7 +49,7 @@ class LauncherProcess:
         the wait; past it ``TimeoutError`` is raised and the caller stops the job.
         """
         # The agent reaps dead workers every monitor_interval; a zombie living clearly longer means it is stuck.
-        grace = max(2 * watchdog_interval, monitor_interval + watchdog_interval) if watchdog_interval else 0.0
+        grace = max(3 * watchdog_interval, monitor_interval + watchdog_interval) if watchdog_interval else 0.0
         next_check = time.monotonic() + (watchdog_interval or 0.0)
         zombie_since: float | None = None
         delay = _POLL_MIN
@@ -90,6 +90,8 @@ class LauncherProcess:
             pass
 
     def _group_alive(self) -> bool:
+        if os.path.isdir("/proc"):
+            return bool(_procfs.live_group_members(self.pid))
         try:
             os.killpg(self.pid, 0)
             return True
