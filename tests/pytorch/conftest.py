@@ -12,6 +12,8 @@ import psutil
 import pytest
 
 JOB_ENV = "FLYTE_PYTORCH_JOB"
+# torch elastic's default log directories that existed before this session (not ours to judge).
+_preexisting = set(glob.glob(os.path.join(tempfile.gettempdir(), "torchelastic_*")))
 
 
 def job_processes() -> list[psutil.Process]:
@@ -34,6 +36,7 @@ def assert_no_leaks(run_prefix: str, wait: float = 5.0) -> None:
         leaked = [p for p in job_processes() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         children = [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
         dirs = glob.glob(os.path.join(tempfile.gettempdir(), f"flyte-{run_prefix}*"))
+        dirs += [d for d in glob.glob(os.path.join(tempfile.gettempdir(), "torchelastic_*")) if d not in _preexisting]
         if not (leaked or children or dirs) or time.monotonic() > end:
             break
         time.sleep(0.1)

@@ -62,7 +62,7 @@ def main(job_dir: str) -> int:
     try:
         with open(os.path.join(job_dir, _job.PLAN), "rb") as handle:
             plan = msgspec.json.decode(handle.read(), type=_job.LaunchPlan)
-        from torch.distributed.elastic.multiprocessing import SignalException
+        from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException
         from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
         from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -79,6 +79,8 @@ def main(job_dir: str) -> int:
             monitor_interval=plan.monitor_interval,
             start_method=plan.start_method,
             shutdown_timeout=plan.shutdown_timeout,
+            # Inside the job directory, which the task removes: by default every launch leaves a /tmp/torchelastic_*.
+            logs_specs=DefaultLogsSpecs(log_dir=os.path.join(job_dir, "elastic-logs")),
         )
         try:
             values = elastic_launch(config, run_worker)(job_dir)
