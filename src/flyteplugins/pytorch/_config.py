@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -124,8 +124,8 @@ class NcclSettings(msgspec.Struct, frozen=True, kw_only=True):
     installed torch (its own default applies); see :mod:`flyteplugins.pytorch._nccl` for what each one does."""
 
     nccl_heartbeat_timeout_sec: int | None = None
-    nccl_async_error_handling: Union[bool, int, None] = None
-    nccl_collective_timeout_sec: Union[int, float, None] = None
+    nccl_async_error_handling: bool | int | None = None
+    nccl_collective_timeout_sec: int | float | None = None
     nccl_enable_monitoring: bool | None = None
 
     def _check_nccl(self, owner: str) -> None:
@@ -180,15 +180,15 @@ class Elastic(NcclSettings, frozen=True, kw_only=True):
     - ``run_policy``: the Kubeflow job's policy (``active_deadline_seconds`` is also enforced locally).
     """
 
-    nnodes: Union[int, str] = 1
+    nnodes: int | str = 1
     nproc_per_node: int = 1
     rdzv_backend: str = "c10d"
     rdzv_endpoint: str | None = None
     rdzv_configs: dict[str, Any] = msgspec.field(default_factory=lambda: {"timeout": 900, "join_timeout": 900})
     start_method: str = "spawn"
-    monitor_interval: Union[int, float] = 0.1
+    monitor_interval: int | float = 0.1
     max_restarts: int = 0
-    zombie_watchdog_interval_sec: Union[int, float, None] = 0.5
+    zombie_watchdog_interval_sec: int | float | None = 0.5
     run_policy: RunPolicy | None = None
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import anyio
 
@@ -106,13 +107,9 @@ class LauncherProcess:
                 self.popen.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            end = time.monotonic() + grace
-            while self.popen.poll() is None and time.monotonic() < end:
-                await anyio.sleep(0.05)
+            await _poll_until(lambda: self.popen.poll() is not None, grace, 0.05)
         self.kill_group()
-        end = time.monotonic() + 5.0
-        while (self.popen.poll() is None or self._group_alive()) and time.monotonic() < end:
-            await anyio.sleep(0.02)
+        await _poll_until(lambda: self.popen.poll() is not None and not self._group_alive(), 5.0, 0.02)
         with _live_lock:
             _live.discard(self)
 
@@ -123,6 +120,15 @@ class LauncherProcess:
             self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+
+async def _poll_until(condition: Callable[[], bool], limit: float, period: float) -> None:
+    """Poll ``condition`` (a process state: nothing to await on) until true or ``limit`` seconds passed."""
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() >= end:
+            return
+        await anyio.sleep(period)
 
 
 @atexit.register

@@ -69,7 +69,7 @@ def _share_result(encoded: bytes, nnodes: int, rank: int) -> bytes | None:
                           timeout=timedelta(seconds=300))
     key = f"{_RESULT_KEY}/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
     if rank == 0:
-        store.set(key, encoded)
+        store.set(key, encoded)  # type: ignore[arg-type]  # bytes are stored as they are
         return encoded
     return bytes(store.get(key))  # blocks until rank 0 has published
 
