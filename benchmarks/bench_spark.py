@@ -90,7 +90,7 @@ def main() -> None:
         raw_warm.append(statistics.median(raw["warm"]))  # type: ignore[arg-type]
         ours_warm.append(statistics.median(ours["warm"]))  # type: ignore[arg-type]
     cold_ratio = statistics.median(ours_cold) / statistics.median(raw_cold)
-    paired = statistics.median(o / r for o, r in zip(ours_cold, raw_cold))
+    paired = statistics.median(o / r for o, r in zip(ours_cold, raw_cold, strict=True))
     warm_delta_ms = (statistics.median(ours_warm) - statistics.median(raw_warm)) * 1e3
     print(f"spark cold first call: flyte {statistics.median(ours_cold):.2f} s vs raw getOrCreate+query "
           f"{statistics.median(raw_cold):.2f} s -> ratio {cold_ratio:.3f} (paired median {paired:.3f}; "

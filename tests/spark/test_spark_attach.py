@@ -15,12 +15,11 @@ import urllib.request
 
 import psutil
 import pytest
+from spark_leaks import assert_no_engine_left, spark_temp_dirs
 
 import flyte
 from flyteplugins.spark._runtime import spark_script
 from flyteplugins.spark.task import Spark
-
-from conftest import assert_no_engine_left, spark_temp_dirs
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -3,13 +3,15 @@ tasks), so the module costs three session starts: the tests below each check one
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 
 import pytest
+from pyspark.sql import DataFrame
+from spark_leaks import assert_no_engine_left, engine_children, spark_temp_dirs
 
 import flyte
-from conftest import assert_no_engine_left, engine_children, spark_temp_dirs
 from flyteplugins.spark.task import PysparkFunctionTask, Spark
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -61,19 +63,22 @@ def inspect_session() -> dict:
 
 @spark_env.task
 async def runtime_conf_restored() -> dict:
+    from pyspark.sql import SparkSession
+
     session = flyte.ctx().data["spark_session"]
     return {"shuffle_partitions": session.conf.get("spark.sql.shuffle.partitions"),
-            "app_id": session.sparkContext.applicationId}
+            "app_id": session.sparkContext.applicationId,
+            "active_on_loop_thread": SparkSession.getActiveSession() is session}
 
 
 @spark_env.task
-async def make_frame(n: int):  # -> pyspark DataFrame (annotation left out so pyspark is not imported here)
+async def make_frame(n: int) -> DataFrame:
     session = flyte.ctx().data["spark_session"]
     return session.range(n).withColumnRenamed("id", "x")
 
 
 @spark_env.task
-async def sum_frame(frame) -> dict:
+async def sum_frame(frame: DataFrame) -> dict:
     session = flyte.ctx().data["spark_session"]
     return {"sum": frame.groupBy().sum("x").collect()[0][0], "bound": frame.sparkSession is session,
             "app_id": session.sparkContext.applicationId}
@@ -100,6 +105,7 @@ async def driver() -> dict:
     results["inspect"] = await inspect_session()
     results["restored"] = await runtime_conf_restored.override(plugin_config=MAIN_NO_RUNTIME)()
     results["sum_same_session"] = await sum_frame(await make_frame(5))
+    results["concurrent"] = await asyncio.gather(sum_frame(frame), sum_frame(frame), conf_probe())
     results["first_app"] = first_app
     return results
 
@@ -163,6 +169,10 @@ def test_session_is_shared_and_builder_returns_it(out):
     # Later calls with the same static settings share the session; runtime settings do not leak into them.
     assert out["restored"]["app_id"] == inspect["app_id"] == out["probe_2"]["app_id"]
     assert out["restored"]["shuffle_partitions"] == "200"
+    assert out["restored"]["active_on_loop_thread"]
+    # Concurrent calls with the same settings share the live session too.
+    first, second, probe = out["concurrent"]
+    assert first["sum"] == second["sum"] == 45 and first["app_id"] == second["app_id"] == probe["app_id"]
 
 
 def test_quiet_logs_scratch_dirs_and_ui_link(results, out):

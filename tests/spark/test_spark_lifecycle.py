@@ -12,9 +12,9 @@ import time
 
 import anyio
 import pytest
+from spark_leaks import engine_children
 
 import flyte
-from conftest import engine_children
 from flyte.errors import TaskTimeoutError
 from flyteplugins.spark.task import Spark
 

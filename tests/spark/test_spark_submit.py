@@ -7,11 +7,10 @@ import subprocess
 import textwrap
 
 import pytest
+from spark_leaks import engine_children
 
 import flyte
 from flyteplugins.spark.task import GenericSparkConf, GenericSparkTask, SparkSubmitError
-
-from conftest import engine_children
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -97,6 +98,15 @@ class SparkEngine:
     gateway_proc: subprocess.Popen[bytes] | None
     ui_url: str | None
     shipped_bundles: set[str] = field(default_factory=set)
+    active_threads: set[int] = field(default_factory=set)
+
+    def make_active_here(self) -> None:
+        """Make the session ``SparkSession.getActiveSession()`` on this thread. The JVM keeps the active session
+        per thread, and pyspark pins each Python thread to its own JVM thread, so once per thread suffices."""
+        thread = threading.get_ident()
+        if thread not in self.active_threads:
+            self.session._jvm.SparkSession.setActiveSession(self.session._jsparkSession)
+            self.active_threads.add(thread)
 
     @property
     def stopped(self) -> bool:

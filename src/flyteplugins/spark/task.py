@@ -98,14 +98,20 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
 
         engine: SparkEngine = await acquire_engine(ENGINE_KIND, spec, start, stop_session)
         data: dict[str, Any] = {SESSION_KEY: engine.session}
+        engine.make_active_here()  # async bodies run on this (the event loop's) thread
         if plan.runtime_conf:
             data[_RESTORE_KEY] = _apply_runtime_conf(engine.session, plan.runtime_conf)
         bundle = code_bundle()
         if bundle and bundle.digest not in engine.shipped_bundles:
             # Executors unpickle the user's functions by module name; the bundle makes those modules importable
             # there (a standalone cluster's workers, and local Python workers started outside the driver's path).
-            await anyio.to_thread.run_sync(engine.session.sparkContext.addPyFile, str(bundle.archive))
+            # Marked first so that concurrent calls ship it once.
             engine.shipped_bundles.add(bundle.digest)
+            try:
+                await anyio.to_thread.run_sync(engine.session.sparkContext.addPyFile, str(bundle.archive))
+            except BaseException:
+                engine.shipped_bundles.discard(bundle.digest)
+                raise
         if engine.ui_url:
             report_link("Spark UI", engine.ui_url)
         return data
