@@ -1,0 +1,195 @@
+"""The embedded tier: a Ray instance on this machine, started for a run and stopped with it.
+
+``ray.init()`` starts the GCS, raylet and workers as children of the thread that calls it, and Ray asks Linux to kill
+them when that *thread* exits (``PR_SET_PDEATHSIG``). A pooled worker thread (``anyio.to_thread``) exits when idle,
+which would take the instance down mid-run; the event loop's thread must stay free. So each instance gets an owner
+thread that starts Ray, waits for the stop request and shuts Ray down: the instance lives exactly as long as it.
+
+Ray installs its SIGTERM handler (exit through ``atexit``, which stops the instance) only from the main thread; when
+the run's loop is on the main thread we install the same handler there, so a terminated driver leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ._sizing import LocalSize
+
+log = logging.getLogger("flyteplugins.ray")
+
+_STOP_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class LocalSpec:
+    """What the local instance must look like; equal specs share one instance (warm calls)."""
+
+    size: LocalSize
+    runtime_env: str  # JSON of the job's runtime_env, "null" for none
+    code_paths: tuple[str, ...]  # directories put on the workers' import path
+
+
+@dataclass
+class RayHandle:
+    """A live Ray connection in this process: the local instance (``tier="embedded"``) or a cluster (``"attach"``)."""
+
+    tier: str
+    address: str
+    dashboard_url: str | None
+    temp_dir: str | None = None
+    owner: _Owner | None = field(default=None, repr=False)
+
+
+class _Owner:
+    """The thread that owns a local Ray instance from ``ray.init`` to ``ray.shutdown``."""
+
+    def __init__(self, spec: LocalSpec) -> None:
+        self.spec = spec
+        self.started = threading.Event()
+        self.stop_requested = threading.Event()
+        self.stopped = threading.Event()
+        self.error: BaseException | None = None
+        self.handle: RayHandle | None = None
+        # Daemon: interpreter exit joins non-daemon threads *before* atexit, where the pool stops this one.
+        self.thread = threading.Thread(target=self._run, name="flyte-ray-owner", daemon=True)
+
+    def _run(self) -> None:
+        temp_dir = _short_temp_dir()
+        try:
+            import ray
+
+            context = ray.init(**_init_kwargs(self.spec, temp_dir))
+        except BaseException as exc:
+            self.error = exc
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            self.started.set()
+            self.stopped.set()
+            return
+        dashboard = context.dashboard_url if self.spec.size.include_dashboard else None
+        self.handle = RayHandle(tier="embedded", address=context.address_info.get("gcs_address", ""),
+                                dashboard_url=f"http://{dashboard}" if dashboard else None,
+                                temp_dir=temp_dir, owner=self)
+        self.started.set()
+        self.stop_requested.wait()
+        try:
+            ray.shutdown()
+        except Exception:
+            log.exception("ray.shutdown() of the local instance failed")
+        finally:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            self.stopped.set()
+
+
+def _init_kwargs(spec: LocalSpec, temp_dir: str) -> dict[str, Any]:
+    import ray
+
+    size = spec.size
+    kwargs: dict[str, Any] = {
+        "address": "local",  # always a new instance, even where RAY_ADDRESS points at a cluster
+        "num_cpus": size.num_cpus,
+        "num_gpus": size.num_gpus,
+        "include_dashboard": size.include_dashboard,
+        "log_to_driver": True,
+        "_temp_dir": temp_dir,
+    }
+    if size.include_dashboard:
+        kwargs["dashboard_host"] = size.dashboard_host
+        if size.dashboard_port is not None:
+            kwargs["dashboard_port"] = size.dashboard_port
+    if size.memory is not None:
+        kwargs["_memory"] = size.memory
+    if size.object_store_memory is not None:
+        kwargs["object_store_memory"] = size.object_store_memory
+    resources = json.loads(size.resources)
+    if resources:
+        kwargs["resources"] = resources
+    runtime_env = json.loads(spec.runtime_env) or {}
+    if spec.code_paths:
+        # The driver's import path is how a plain ray.init() hands its script directory to local workers; Ray's
+        # code_search_path would instead make the driver re-import modules by name (re-running a script).
+        if "_py_driver_sys_path" in inspect.signature(ray.job_config.JobConfig).parameters:
+            kwargs["job_config"] = ray.job_config.JobConfig(_py_driver_sys_path=list(spec.code_paths))
+        elif "working_dir" not in runtime_env:
+            runtime_env["working_dir"] = spec.code_paths[0]
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
+    return kwargs
+
+
+def _short_temp_dir() -> str:
+    # Ray's Unix sockets live under the temp dir; their paths may not exceed 107 bytes.
+    base = tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix="flyte-ray-", dir=base)
+
+
+async def start_local(spec: LocalSpec) -> RayHandle:
+    """Start the local instance (blocking work off the event loop) and return its handle."""
+    import ray  # noqa: F401  (imported here so the owner thread does not hold the import lock for long)
+
+    if ray.is_initialized():
+        raise RuntimeError(
+            "flyteplugins.ray: Ray is already initialized in this process by other code; call ray.shutdown() "
+            "before running Ray tasks, or set RayJobConfig(address=...) to use an existing cluster"
+        )
+    _install_sigterm_handler()
+    silence_thread_warning()
+    owner = _Owner(spec)
+    owner.thread.start()
+    await anyio.to_thread.run_sync(owner.started.wait)
+    if owner.error is not None:
+        raise owner.error
+    assert owner.handle is not None
+    return owner.handle
+
+
+def stop_local(handle: RayHandle) -> None:
+    """Shut the instance down and remove its temp dir; waits for the owner thread."""
+    owner = handle.owner
+    if owner is None:
+        return
+    owner.stop_requested.set()
+    if not owner.stopped.wait(_STOP_TIMEOUT_S):
+        log.error("the local Ray instance did not stop within %.0fs", _STOP_TIMEOUT_S)
+    if handle.temp_dir:
+        shutil.rmtree(handle.temp_dir, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)
+
+
+def _install_sigterm_handler() -> None:
+    """Make SIGTERM exit through ``atexit`` (which stops the instance), as Ray does when started on the main thread.
+    Only where SIGTERM still has its default action, so a handler the program set is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+class _DropThreadWarning(logging.Filter):
+    """Ray warns that it set no SIGTERM handler when started off the main thread; we set it (see module doc)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+_thread_warning_filter = _DropThreadWarning()
+
+
+def silence_thread_warning() -> None:
+    logging.getLogger("ray._private.worker").addFilter(_thread_warning_filter)  # idempotent for one filter
+
