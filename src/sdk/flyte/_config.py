@@ -199,7 +199,9 @@ class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Timeout(msgspec.Struct, frozen=True, kw_only=True):
-    """How long one attempt may run (``max_runtime``) and, remotely, wait in a queue (``max_queued_time``)."""
+    """How long one attempt may run (``max_runtime``) and, remotely, wait in a queue (``max_queued_time``).
+
+    The attempt includes the plugin's ``pre``: a cold engine start (a JVM, a Ray head) counts against the limit."""
 
     max_runtime: int | float | timedelta
     max_queued_time: int | float | timedelta | None = None
