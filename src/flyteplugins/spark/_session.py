@@ -152,6 +152,11 @@ def start_session(spec: SessionSpec, app_name: str) -> SparkEngine:
     # A stopped context leaves its gateway JVM behind; a new session would inherit that JVM's options.
     shutdown_gateway()
 
+    # pyspark's driver takes its Python workers' interpreter from PYSPARK_PYTHON alone (not spark.pyspark.python),
+    # else `python3` on PATH: often another interpreter, without the user's packages (an unactivated venv).
+    if spec.python != sys.executable or "PYSPARK_PYTHON" not in os.environ:
+        os.environ["PYSPARK_PYTHON"] = spec.python
+
     scratch = tempfile.mkdtemp(prefix="flyte-spark-")
     try:
         for sub in ("warehouse", "tmp", "derby"):
