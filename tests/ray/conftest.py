@@ -10,6 +10,9 @@ import time
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ray 2.5x+ puts token authentication on local instances and `ray start` clusters; a driver connecting to an
+# explicit address sends the token only in token mode, which Ray reads once, before anything here imports it.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 # Process names (or command-line parts) of everything a local Ray instance runs.
 RAY_PROCESS_MARKERS = ("raylet", "gcs_server", "ray::", "default_worker.py", "dashboard", "runtime_env_agent",

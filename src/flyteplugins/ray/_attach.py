@@ -2,6 +2,10 @@
 
 The cluster belongs to someone else: stopping the engine only disconnects this driver (``ray.shutdown()`` on a
 connected driver leaves the cluster's processes alone).
+
+A cluster with Ray's token authentication (the default of `ray start` in recent Ray) accepts this driver only when
+``RAY_AUTH_MODE=token`` is set before Ray is first imported and the token is available (``~/.ray/auth_token``,
+``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``): Ray never turns token mode on by itself for an explicit address.
 """
 
 from __future__ import annotations

@@ -1,0 +1,168 @@
+"""The attach tier against a real two-node Ray cluster on localhost, started here with `ray start`: the code bundle
+is shipped as the working_dir, the job sees both nodes, and the cluster outlives the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+
+import pytest
+
+import flyte
+from flyteplugins.ray.task import RayJobConfig
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """`ray start --head` plus a second node joining it, each blocking in its own process group."""
+    import psutil
+
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    temp_dir = tempfile.mkdtemp(prefix="frc-", dir="/tmp")
+    workdir = tempfile.mkdtemp(prefix="frc-cwd-", dir="/tmp")  # nothing importable where the nodes run
+    port, client_port = _free_port(), _free_port()
+    # Ray 2.5x+ turns token authentication on for `ray start`; connecting drivers must opt in to send the token.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    log = open(os.path.join(workdir, "ray-start.log"), "w")
+    common = ["--block", "--num-cpus=1", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    from ray.util import get_node_ip_address
+
+    node_ip = get_node_ip_address()  # what a driver on this machine looks for its local raylet under
+    procs = [subprocess.Popen([ray_bin, "start", "--head", f"--port={port}",
+                               f"--ray-client-server-port={client_port}", "--include-dashboard=false", *common],
+                              cwd=workdir, env=env, start_new_session=True,
+                              stdout=log, stderr=subprocess.STDOUT)]
+    address = f"{node_ip}:{port}"
+    try:
+        _wait_for_nodes(address, 1, env, procs)
+        procs.append(subprocess.Popen([ray_bin, "start", f"--address={address}", *common], cwd=workdir, env=env, start_new_session=True,
+                                      stdout=log, stderr=subprocess.STDOUT))
+        _wait_for_nodes(address, 2, env, procs)
+        yield {"address": address, "client": f"ray://{node_ip}:{client_port}", "procs": procs}
+    finally:
+        tree = []
+        for proc in procs:
+            try:
+                tree += [proc, *psutil.Process(proc.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        for proc in reversed(procs):  # `ray start --block` stops its node's processes on SIGTERM
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _, alive = psutil.wait_procs([p for p in tree if isinstance(p, psutil.Process)], timeout=30)
+        for proc in alive:
+            proc.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        zombies_ok = [p for p in alive if _running(p)]
+        assert not zombies_ok, f"cluster processes survived the teardown: {zombies_ok}"
+
+
+def _running(proc) -> bool:
+    import psutil
+
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_for_nodes(address: str, count: int, env: dict, procs: list) -> None:
+    probe = (f"import ray; ray.init(address={address!r}, logging_level='error', log_to_driver=False); "
+             "print(sum(1 for n in ray.nodes() if n['Alive']))")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in procs):
+            raise RuntimeError("`ray start` exited; see its log under the cluster's working directory")
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+        if out.stdout.strip().isdigit() and int(out.stdout.strip()) >= count:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the Ray cluster at {address} did not reach {count} nodes: {out.stderr[-1500:]}")
+
+
+def _user_package(tmp_path, monkeypatch):
+    """A package of the user's, importable here only through tmp_path (not installed anywhere)."""
+    name = f"flyte_ray_attach_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "work.py").write_text(textwrap.dedent("""
+        import importlib
+        import os
+
+        import ray
+
+        @ray.remote(scheduling_strategy="SPREAD")
+        def where(x):
+            return {"node": ray.get_runtime_context().get_node_id(), "x": x * x,
+                    "file": importlib.import_module(__name__).__file__, "cwd": os.getcwd()}
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return __import__(f"{name}.work", fromlist=["where"])
+
+
+def _job(work, address: str):
+    import ray
+
+    env = flyte.TaskEnvironment(name="ray_attach", plugin_config=RayJobConfig(address=address))
+
+    @env.task
+    async def spread(n: int) -> dict:
+        data = flyte.ctx().data
+        results = ray.get([work.where.remote(i) for i in range(n)])
+        alive = sum(1 for node in ray.nodes() if node["Alive"])
+        return {"tier": data["ray_tier"], "results": results, "alive": alive}
+
+    return spread
+
+
+def test_attach_ships_the_bundle_and_leaves_the_cluster_up(two_node_cluster, tmp_path, monkeypatch):
+    import psutil
+    import ray
+
+    work = _user_package(tmp_path, monkeypatch)
+    spread = _job(work, two_node_cluster["address"])
+    out = flyte.run(spread, 8).outputs()
+    assert out["tier"] == "attach" and out["alive"] == 2
+    assert sorted(r["x"] for r in out["results"]) == [i * i for i in range(8)]
+    assert len({r["node"] for r in out["results"]}) == 2, "SPREAD tasks should have run on both nodes"
+    for result in out["results"]:
+        assert not result["file"].startswith(str(tmp_path)) and "working_dir" in result["file"], result
+        assert result["cwd"] in result["file"]
+    assert not ray.is_initialized(), "the driver must disconnect when the run ends"
+    assert all(proc.poll() is None for proc in two_node_cluster["procs"]), "the cluster must not be shut down"
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if "raylet" in p.name() and p.status() != psutil.STATUS_ZOMBIE
+                and p.ppid() == os.getpid()], "attaching must not start a local instance"
+
+    # The cluster is still there for the next run, through "auto" (RAY_ADDRESS) and through Ray Client.
+    monkeypatch.setenv("RAY_ADDRESS", two_node_cluster["address"])
+    assert flyte.run(_job(work, "auto"), 2).outputs()["alive"] == 2
+    monkeypatch.delenv("RAY_ADDRESS")
+    client = flyte.run(_job(work, two_node_cluster["client"]), 2).outputs()
+    assert client["alive"] == 2 and sorted(r["x"] for r in client["results"]) == [0, 1]
+    assert not ray.is_initialized()
