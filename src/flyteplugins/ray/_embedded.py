@@ -19,6 +19,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ from ._sizing import LocalSize
 log = logging.getLogger("flyteplugins.ray")
 
 _STOP_TIMEOUT_S = 60.0
+# Worker output reaches the driver through Ray's log monitor, which polls the workers' log files; a shutdown right
+# after the last task would drop what it has not forwarded yet.
+_LOG_FLUSH_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class _Owner:
                                 temp_dir=temp_dir, owner=self)
         self.started.set()
         self.stop_requested.wait()
+        if ray.is_initialized():  # at interpreter exit Ray's own atexit hook may have shut it down already
+            time.sleep(_LOG_FLUSH_GRACE_S)
         try:
             ray.shutdown()
         except Exception:
