@@ -55,7 +55,7 @@ def two_node_cluster():
         procs.append(subprocess.Popen([ray_bin, "start", f"--address={address}", *common], cwd=workdir, env=env, start_new_session=True,
                                       stdout=log, stderr=subprocess.STDOUT))
         _wait_for_nodes(address, 2, env, procs)
-        yield {"address": address, "client": f"ray://{node_ip}:{client_port}", "procs": procs}
+        yield {"address": address, "client": f"ray://{node_ip}:{client_port}", "procs": procs, "cwd": workdir}
     finally:
         tree = []
         for proc in procs:
@@ -163,6 +163,41 @@ def test_attach_ships_the_bundle_and_leaves_the_cluster_up(two_node_cluster, tmp
     monkeypatch.setenv("RAY_ADDRESS", two_node_cluster["address"])
     assert flyte.run(_job(work, "auto"), 2).outputs()["alive"] == 2
     monkeypatch.delenv("RAY_ADDRESS")
-    client = flyte.run(_job(work, two_node_cluster["client"]), 2).outputs()
-    assert client["alive"] == 2 and sorted(r["x"] for r in client["results"]) == [0, 1]
     assert not ray.is_initialized()
+
+
+CLIENT_DRIVER = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[2])
+    import ray
+    import flyte
+    from flyteplugins.ray.task import RayJobConfig
+    work = __import__(sys.argv[3] + ".work", fromlist=["where"])
+    sys.path.remove(sys.argv[2])
+    env = flyte.TaskEnvironment(name="ray_client", plugin_config=RayJobConfig(address=sys.argv[1]))
+
+    @env.task
+    async def spread(n: int) -> list:
+        return ray.get([work.where.remote(i) for i in range(n)])
+
+    print("RESULT", json.dumps(flyte.run(spread, 2).outputs()))
+""")
+
+
+def test_attach_through_ray_client(two_node_cluster, tmp_path, monkeypatch):
+    # Ray Client keeps process-wide state after it disconnects, so this driver runs in a process of its own.
+    work = _user_package(tmp_path, monkeypatch)
+    package = work.__name__.split(".")[0]
+    script = tmp_path / "client_driver.py"
+    script.write_text(CLIENT_DRIVER)
+    env = {**os.environ, "FLYTE_PROGRESS": "quiet"}
+    out = subprocess.run([sys.executable, str(script), two_node_cluster["client"], str(tmp_path), package],
+                         capture_output=True, text=True, env=env, timeout=240, cwd=two_node_cluster["cwd"])
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, out.stdout[-2000:] + out.stderr[-3000:]
+    import json
+
+    results = json.loads(lines[0][len("RESULT "):])
+    assert sorted(r["x"] for r in results) == [0, 1]
+    assert all("working_dir" in r["file"] for r in results), results
+    assert all(proc.poll() is None for proc in two_node_cluster["procs"])
