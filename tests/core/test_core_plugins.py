@@ -280,3 +280,16 @@ def test_engine_pool_reuses_resizes_and_stops_at_run_end():
     assert len(STARTS) == len(STOPS)
     assert sorted(STARTS) == sorted(STOPS)
     assert live_engine("toy") is None
+
+
+@pooled_env.task
+async def pooled_parent_resizes_under_itself() -> int:
+    return await pooled_size.override(plugin_config=Pooled(size=5))()
+
+
+def test_a_child_cannot_restart_the_engine_its_caller_holds():
+    """Waiting would deadlock (the caller's lease ends only after the child): it is an error that says why."""
+    with pytest.raises(RuntimeError, match=r"toy engine with other settings while its caller "
+                                           r"pooled.pooled_parent_resizes_under_itself \(a1\) holds"):
+        flyte.run(pooled_parent_resizes_under_itself)
+    assert live_engine("toy") is None

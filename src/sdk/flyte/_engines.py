@@ -86,6 +86,12 @@ class EnginePool:
                 if engine.state == "ready" and engine.leases == 0:
                     engine.state = "stopping"
                     to_stop = engine
+                elif _held_by_ancestor(context, engine):
+                    raise RuntimeError(
+                        f"a task needs the {kind} engine with other settings while its caller "
+                        f"{_holder_name(context, engine)} holds the running one: it cannot be restarted under its "
+                        "caller. Call the two tasks one after the other from a task that uses no such engine."
+                    )
             if to_stop is not None:
                 log.info("restarting %s engine: spec changed", kind)
                 with anyio.CancelScope(shield=True):
@@ -151,6 +157,24 @@ class EnginePool:
                     engine.stop(engine.handle)
                 except Exception:
                     log.exception("stopping the %s engine at exit failed", engine.kind)
+
+
+def _ancestors(context: Any):  # type: ignore[no-untyped-def]
+    parent = context.parent
+    while parent is not None:
+        yield parent
+        parent = parent.parent
+
+
+def _held_by_ancestor(context: Any, engine: _Engine) -> bool:
+    return any(lease.engine is engine and not lease.released for a in _ancestors(context) for lease in a.leases)
+
+
+def _holder_name(context: Any, engine: _Engine) -> str:
+    for ancestor in _ancestors(context):
+        if any(lease.engine is engine and not lease.released for lease in ancestor.leases):
+            return f"{ancestor.task_name} ({ancestor.action_name})"
+    return "?"
 
 
 pool = EnginePool()
