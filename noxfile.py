@@ -50,7 +50,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     _install(session)
     session.install("mypy")
-    session.run("mypy", "src/sdk/flyte")
+    session.run("mypy", "src/sdk/flyte", "src/flyteplugins")
 
 
 @nox.session(python=PYTHON)

@@ -12,12 +12,12 @@ import io
 import os
 import time
 
+import dask
 import psutil
 import pytest
 from _dask_testkit import assert_no_leaks, port_open
 from distributed import Client, get_client
 
-import dask
 import flyte
 from flyteplugins.dask.task import Dask, Scheduler, WorkerGroup
 

@@ -11,11 +11,11 @@ import textwrap
 import time
 
 import anyio
+import dask
 import pytest
 from _dask_testkit import assert_no_leaks, port_open, wait_until
 from distributed import get_client
 
-import dask
 import flyte
 from flyte.errors import TaskTimeoutError
 from flyteplugins.dask.task import Dask, WorkerGroup

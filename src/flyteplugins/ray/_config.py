@@ -7,13 +7,13 @@ it is written; messages name the field (``WorkerNodeConfig.replicas``) and say w
 from __future__ import annotations
 
 import re
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
 from flyte import PodTemplate, Resources
 
-ResourcesLike = Union[Resources, dict[str, Any]]
+ResourcesLike = Resources | dict[str, Any]
 
 _ADDRESS = re.compile(r"^(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$|^ray://[A-Za-z0-9_.\-\[\]]+$")
 _RESOURCE_KEYS = {"cpu", "memory", "gpu", "disk", "shm"}

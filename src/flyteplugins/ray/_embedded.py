@@ -81,7 +81,8 @@ class _Owner:
             self.stopped.set()
             return
         dashboard = context.dashboard_url if self.spec.size.include_dashboard else None
-        self.handle = RayHandle(tier="embedded", address=context.address_info.get("gcs_address", ""),
+        gcs_address = context.address_info.get("gcs_address", "")  # type: ignore[attr-defined]
+        self.handle = RayHandle(tier="embedded", address=gcs_address,
                                 dashboard_url=f"http://{dashboard}" if dashboard else None,
                                 temp_dir=temp_dir, owner=self)
         self.started.set()

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from flyte import Resources
 from flyte._config import quantity_to_float
@@ -111,10 +112,13 @@ def _node_resources(node: HeadNodeConfig | WorkerNodeConfig) -> dict[str, float]
     return {str(k): float(v) for k, v in parsed.items()}
 
 
-def _gpu_request(requests: Resources | None) -> float:
-    if not isinstance(requests, Resources) or requests.gpu is None:
-        return 0.0
-    return float(str(requests.gpu).split(":")[-1])
+def _gpu_request(requests: Resources | dict[str, Any] | None) -> float:
+    """GPUs asked for, from flyte.Resources or a v1 requests map ({"gpu": 1} / {"nvidia.com/gpu": "1"})."""
+    if isinstance(requests, dict):
+        gpu = requests.get("gpu", requests.get("nvidia.com/gpu"))
+    else:
+        gpu = requests.gpu if isinstance(requests, Resources) else None
+    return 0.0 if gpu is None else float(str(gpu).split(":")[-1])
 
 
 def _node_number(node: HeadNodeConfig | WorkerNodeConfig, param: str, default: float) -> float:
