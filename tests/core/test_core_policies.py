@@ -180,3 +180,25 @@ def test_import_flyte_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_timed_out_sync_body_does_not_hold_up_interpreter_exit(tmp_path):
+    """The abandoned thread is blocked for good (as in an engine call that never returns after its engine stopped):
+    the interpreter must still exit when the script ends."""
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import threading, flyte\n"
+        "env = flyte.TaskEnvironment(name='hang')\n"
+        "@env.task(timeout=0.3)\n"
+        "def blocked() -> int:\n"
+        "    threading.Event().wait()\n"
+        "    return 1\n"
+        "try:\n"
+        "    flyte.run(blocked)\n"
+        "except TimeoutError:\n"
+        "    print('timed out')\n"
+    )
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "timed out", result.stderr
+    assert time.monotonic() - start < 20

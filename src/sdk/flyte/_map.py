@@ -47,9 +47,10 @@ class _Map:
 
         if _loop_running():
             raise RuntimeError("flyte.map() would block this event loop; use `async for x in flyte.map.aio(...)`")
-        if getattr(_worker_thread, "active", False):
+        token = getattr(_worker_thread, "token", None)
+        if token is not None:
             return iter(anyio.from_thread.run(_map_all, task, iterables, concurrency, return_exceptions,
-                                              current_context.get()))
+                                              current_context.get(), token=token))
         return iter(call_sync(_map_all, task, iterables, concurrency, return_exceptions))
 
     async def aio(self, task: Any, *iterables: Iterable[Any], concurrency: int = 0,

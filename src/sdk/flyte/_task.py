@@ -6,6 +6,7 @@ A call goes: ``task(...)`` -> controller -> ``pre`` -> ``execute`` (the function
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from ._codec import Interface
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Set in the worker threads that run sync task bodies, so nested sync calls hop back to the run's event loop.
+# In the threads that run sync task bodies, ``token`` is the run's event loop, so nested calls hop back to it.
 _worker_thread = threading.local()
 
 
@@ -120,9 +122,10 @@ class TaskTemplate(Generic[P, R]):
         runs in a worker thread."""
         if self.is_async or _loop_running():
             return self.aio(*args, **kwargs)
-        if getattr(_worker_thread, "active", False):
+        token = getattr(_worker_thread, "token", None)
+        if token is not None:
             parent = current_context.get()
-            return anyio.from_thread.run(self._submit_from_thread, parent, args, kwargs)
+            return anyio.from_thread.run(self._submit_from_thread, parent, args, kwargs, token=token)
         from ._runner import run_sync_implicit
 
         return run_sync_implicit(self, args, kwargs)
@@ -162,9 +165,7 @@ class AsyncFunctionTaskTemplate(TaskTemplate[P, R]):
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
             return await self.func(*args, **kwargs)
-        # Abandoned on cancellation so a timeout takes effect at once; the thread finishes on its own.
-        return await anyio.to_thread.run_sync(functools.partial(_run_in_worker, self.func, args, kwargs),
-                                              abandon_on_cancel=True)
+        return await run_in_daemon_thread(self.func, args, kwargs, name=self.name)
 
     async def post(self, return_value: Any) -> Any:
         return return_value
@@ -190,12 +191,35 @@ def _controller() -> Any:
     return _controller_instance
 
 
-def _run_in_worker(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    _worker_thread.active = True
-    try:
-        return func(*args, **kwargs)
-    finally:
-        _worker_thread.active = False
+async def run_in_daemon_thread(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                               name: str) -> Any:
+    """Run a sync task body in a thread of its own, with the caller's context, without blocking the loop.
+
+    On cancellation (a timeout) the call returns at once and the thread is abandoned: a daemon, so a body still
+    blocked in an engine call cannot hold up interpreter exit (anyio's pooled threads would be joined there)."""
+    token = anyio.lowlevel.current_token()
+    done = anyio.Event()
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def body() -> None:
+        _worker_thread.token = token
+        try:
+            outcome["value"] = context.run(func, *args, **kwargs)
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            _worker_thread.token = None
+            try:
+                anyio.from_thread.run_sync(done.set, token=token)
+            except Exception:  # the loop is gone: nobody waits any more
+                pass
+
+    threading.Thread(target=body, name=f"flyte-task {name}", daemon=True).start()
+    await done.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _loop_running() -> bool:
