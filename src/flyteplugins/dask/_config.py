@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from flyte import Resources
-from flyte._config import check_quantity, quantity_to_float
+from flyte.extend import check_quantity, quantity_to_float
 
 # Kubernetes resource names the v1 ``requests``/``limits`` maps may use, and the Resources field each one maps to.
 _K8S_RESOURCES = {"cpu": "cpu", "memory": "memory", "ephemeral-storage": "disk", "nvidia.com/gpu": "gpu", "gpu": "gpu"}

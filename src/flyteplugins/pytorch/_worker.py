@@ -37,21 +37,13 @@ def run_worker(job_dir: str) -> bytes | None:
 
 
 def _call(payload: dict[str, Any]) -> Any:
-    from flyte._run import Action, RunOptions, RunState
-    from flyte.extend import TaskContext, current_context
+    from flyte.extend import worker_context
 
-    info = payload["context"]
-    run = RunState(RunOptions(name=info["run_name"], raw_data_path=info["raw_data_path"], progress="quiet"))
-    action = Action(info["action_name"], info["task_name"], None)
-    context = TaskContext(run=run, action=action, task_name=info["task_name"], data=dict(payload["data"]))
-    token = current_context.set(context)
-    try:
+    with worker_context(payload["context"], payload["data"]):
         func, args, kwargs = payload["func"], payload["args"], payload["kwargs"]
         if inspect.iscoroutinefunction(func):
             return asyncio.run(func(*args, **kwargs))
         return func(*args, **kwargs)
-    finally:
-        current_context.reset(token)
 
 
 def _share_result(encoded: bytes, nnodes: int, rank: int) -> bytes | None:

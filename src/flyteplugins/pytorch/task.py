@@ -33,7 +33,13 @@ import anyio
 import cloudpickle
 import msgspec
 
-from flyte.extend import AsyncFunctionTaskTemplate, TaskPluginRegistry, current_context, run_temp_dir
+from flyte.extend import (
+    AsyncFunctionTaskTemplate,
+    TaskPluginRegistry,
+    context_for_worker,
+    current_context,
+    run_temp_dir,
+)
 
 from . import _job
 from ._config import CleanPodPolicy, Elastic, Master, NcclSettings, PyTorch, RestartPolicy, RunPolicy, Worker
@@ -100,8 +106,7 @@ class TorchFunctionTask(AsyncFunctionTaskTemplate):
             "kwargs": kwargs,
             "nnodes": plan.max_nodes,
             "data": {k: v for k, v in context.data.items() if k != _JOB_KEY},
-            "context": {"run_name": context.run_name, "action_name": context.action_name,
-                        "task_name": self.name, "raw_data_path": context.raw_data_path},
+            "context": context_for_worker(context),
         }
         _job.write_atomically(os.path.join(job.directory, _job.PAYLOAD), cloudpickle.dumps(payload))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flyte import Resources
-from flyte._config import quantity_to_float
+from flyte.extend import quantity_to_float
 
 from ._config import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 from ._bundle import CodeBundle, build_bundle, install_bundle
 from ._codec import TypeEncoder, register_type_encoder
+from ._config import check_quantity, quantity_to_float
 from ._context import TaskContext, current_context
 from ._engines import acquire_engine, live_engine
 from ._registry import TaskPluginRegistry
@@ -20,13 +24,17 @@ __all__ = [
     "TypeEncoder",
     "acquire_engine",
     "build_bundle",
+    "context_for_worker",
+    "check_quantity",
     "code_bundle",
     "current_context",
     "install_bundle",
     "live_engine",
+    "quantity_to_float",
     "register_type_encoder",
     "report_link",
     "run_temp_dir",
+    "worker_context",
 ]
 
 _bundle_lock = threading.Lock()
@@ -57,3 +65,26 @@ def _require_context(what: str) -> TaskContext:
     if context is None:
         raise RuntimeError(f"flyte.extend.{what}() needs a running task (call it from a template's pre/execute)")
     return context
+
+
+def context_for_worker(context: TaskContext) -> dict[str, str]:
+    """What a worker process needs to rebuild ``context`` with :func:`worker_context` (plain, picklable)."""
+    return {"run_name": context.run_name, "action_name": context.action_name, "task_name": context.task_name,
+            "raw_data_path": context.raw_data_path, "mode": context.mode}
+
+
+@contextlib.contextmanager
+def worker_context(identity: dict[str, str], data: dict[str, Any] | None = None) -> Iterator[TaskContext]:
+    """In a process an engine started (a torch worker), make ``flyte.ctx()`` the calling task's context again:
+    ``identity`` from :func:`context_for_worker`, ``data`` what ``pre`` provided that could travel."""
+    from ._run import Action, RunOptions, RunState
+
+    run = RunState(RunOptions(name=identity["run_name"], raw_data_path=identity["raw_data_path"],
+                              mode=identity.get("mode", "local"), progress="quiet"))
+    action = Action(identity["action_name"], identity["task_name"], None)
+    context = TaskContext(run=run, action=action, task_name=identity["task_name"], data=dict(data or {}))
+    token = current_context.set(context)
+    try:
+        yield context
+    finally:
+        current_context.reset(token)
