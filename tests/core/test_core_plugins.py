@@ -293,3 +293,42 @@ def test_a_child_cannot_restart_the_engine_its_caller_holds():
                                            r"pooled.pooled_parent_resizes_under_itself \(a1\) holds"):
         flyte.run(pooled_parent_resizes_under_itself)
     assert live_engine("toy") is None
+
+
+class Mortal(msgspec.Struct, frozen=True):
+    pass
+
+
+class MortalTask(AsyncFunctionTaskTemplate):
+    async def pre(self, *args, **kwargs) -> dict:
+        async def start():
+            STARTS.append(len(STARTS))
+            return {"alive": True, "id": len(STARTS)}
+
+        handle = await acquire_engine("mortal", "same-spec", start, lambda h: STOPS.append(h["id"]),
+                                      alive=lambda h: h["alive"])
+        return {"engine": handle}
+
+
+TaskPluginRegistry.register(Mortal, MortalTask)
+mortal_env = flyte.TaskEnvironment(name="mortal", plugin_config=Mortal())
+
+
+@mortal_env.task
+async def engine_id(kill: bool) -> int:
+    engine = flyte.ctx().data["engine"]
+    if kill:
+        engine["alive"] = False  # as user code calling spark.stop() does
+    return engine["id"]
+
+
+@flyte.TaskEnvironment(name="mortal_driver").task
+async def mortal_driver() -> list[int]:
+    return [await engine_id(False), await engine_id(True), await engine_id(False), await engine_id(False)]
+
+
+def test_a_dead_engine_is_replaced_not_reused():
+    STARTS.clear()
+    STOPS.clear()
+    assert flyte.run(mortal_driver).outputs() == [1, 1, 2, 2]
+    assert len(STARTS) == 2 and sorted(STOPS) == [1, 2]

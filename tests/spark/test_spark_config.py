@@ -127,21 +127,21 @@ def test_plan_splits_static_and_runtime_conf():
     other = SessionPlan.of(Spark(spark_conf={"spark.executor.instances": "1", "spark.sql.shuffle.partitions": "9",
                                              "spark.sql.warehouse.dir": "/w", "spark.sql.extensions": "x.Y",
                                              "spark.sql.hive.metastore.version": "2"}, hadoop_conf={"fs.a": "b"}))
-    assert plan.spec(0) == other.spec(0)
-    assert plan.spec(0) != plan.spec(1)
+    assert plan.spec() == other.spec()
+    assert plan.spec() != SessionPlan.of(Spark(spark_conf={"spark.executor.instances": "2"})).spec()
 
 
 def test_session_conf_applies_every_entry_and_user_wins():
     plan = SessionPlan.of(Spark(spark_conf={"spark.log.level": "INFO", "spark.app.name": "mine",
                                             "spark.driver.extraJavaOptions": "-Dx=1", "spark.executor.instances": "1"},
                                 hadoop_conf={"fs.custom.key": "v"}))
-    conf = session_conf(plan.spec(0), "env.task", "/scratch")
+    conf = session_conf(plan.spec(), "env.task", "/scratch")
     assert conf["spark.log.level"] == "INFO" and conf["spark.app.name"] == "mine"
     assert conf["spark.hadoop.fs.custom.key"] == "v"
     assert conf["spark.master"] == "local[1]"
     assert conf["spark.driver.extraJavaOptions"].endswith("-Dx=1")
     assert "-Djava.io.tmpdir=/scratch/tmp" in conf["spark.driver.extraJavaOptions"]
-    default = session_conf(SessionPlan.of(Spark()).spec(0), "env.task", "/scratch")
+    default = session_conf(SessionPlan.of(Spark()).spec(), "env.task", "/scratch")
     assert default["spark.log.level"] == "WARN" and default["spark.app.name"] == "env.task"
 
 

@@ -57,7 +57,6 @@ class SessionSpec(NamedTuple):
     static_conf: tuple[tuple[str, str], ...]
     hadoop_conf: tuple[tuple[str, str], ...]
     python: str
-    generation: int  # bumped when user code stopped the session itself, so the pool starts a fresh one
 
 
 class SessionPlan(NamedTuple):
@@ -80,8 +79,8 @@ class SessionPlan(NamedTuple):
                    hadoop_conf=tuple(sorted(config.hadoop_conf.items())),
                    python=config.executor_path or sys.executable)
 
-    def spec(self, generation: int) -> SessionSpec:
-        return SessionSpec(self.master, self.static_conf, self.hadoop_conf, self.python, generation)
+    def spec(self) -> SessionSpec:
+        return SessionSpec(self.master, self.static_conf, self.hadoop_conf, self.python)
 
     @property
     def attached(self) -> bool:

@@ -18,8 +18,6 @@ the run's later Spark tasks with the same static settings, and is stopped when t
 
 from __future__ import annotations
 
-import itertools
-import threading
 from typing import Any, ClassVar
 
 import anyio
@@ -30,7 +28,6 @@ from flyte.extend import (
     TaskPluginRegistry,
     acquire_engine,
     code_bundle,
-    live_engine,
     register_type_encoder,
     report_link,
     run_temp_dir,
@@ -56,21 +53,6 @@ __all__ = [
 SESSION_KEY = "spark_session"
 _RESTORE_KEY = "_spark_runtime_conf_restore"
 
-# Bumped when user code stopped the live session itself: the new spec makes the pool start a fresh one.
-_generation = itertools.count()
-_current_generation = next(_generation)
-_generation_lock = threading.Lock()
-
-
-def _session_generation() -> int:
-    global _current_generation
-    live = live_engine(ENGINE_KIND)
-    if live is not None and isinstance(live[1], SparkEngine) and live[1].stopped:
-        with _generation_lock:
-            if live[0].generation == _current_generation:  # type: ignore[attr-defined]
-                _current_generation = next(_generation)
-    return _current_generation
-
 
 class PysparkFunctionTask(AsyncFunctionTaskTemplate):
     """A task run with a SparkSession: ``flyte.ctx().data["spark_session"]``, which is also what
@@ -90,13 +72,15 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
 
     async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         plan = self.plan
-        spec = plan.spec(_session_generation())
+        spec = plan.spec()
         app_name = self.name
 
         async def start() -> SparkEngine:
             return await anyio.to_thread.run_sync(start_session, spec, app_name)
 
-        engine: SparkEngine = await acquire_engine(ENGINE_KIND, spec, start, stop_session)
+        # A session user code stopped (spark.stop()) is not alive: the pool starts a fresh one.
+        engine: SparkEngine = await acquire_engine(ENGINE_KIND, spec, start, stop_session,
+                                                   alive=lambda live: not live.stopped)
         data: dict[str, Any] = {SESSION_KEY: engine.session}
         engine.make_active_here()  # async bodies run on this (the event loop's) thread
         if plan.runtime_conf:

@@ -4,7 +4,8 @@ Plugins never start or stop an engine directly: their ``pre`` calls :func:`acqui
 engine per kind in a process, since Spark and Ray are per-process singletons), a ``spec`` that says what the engine
 must look like, and ``start``/``stop`` callables. The pool then:
 
-- reuses the live engine when its spec equals the requested one (warm calls cost a dict lookup);
+- reuses the live engine when its spec equals the requested one and it is still alive (warm calls cost a dict
+  lookup);
 - otherwise waits until no call holds the engine, stops it and starts one to the new spec (an override resizes);
 - releases the call's lease when the call ends however it ends (return, raise, timeout, cancellation): the controller
   calls :func:`release_call_leases` in a cancellation-shielded ``finally``;
@@ -33,13 +34,14 @@ _POLL_SECONDS = 0.02
 
 
 class _Engine:
-    __slots__ = ("kind", "spec", "handle", "stop", "leases", "runs", "state")
+    __slots__ = ("kind", "spec", "handle", "stop", "alive", "leases", "runs", "state")
 
     def __init__(self, kind: str, spec: Hashable) -> None:
         self.kind = kind
         self.spec = spec
         self.handle: Any = None
         self.stop: Callable[[Any], None] | None = None
+        self.alive: Callable[[Any], bool] | None = None
         self.leases = 0
         self.runs: set[str] = set()
         self.state = "starting"  # starting -> ready -> stopping
@@ -65,7 +67,7 @@ class EnginePool:
             return (engine.spec, engine.handle) if engine and engine.state == "ready" else None
 
     async def acquire(self, kind: str, spec: Hashable, start: Callable[[], Awaitable[H]],
-                      stop: Callable[[H], None]) -> H:
+                      stop: Callable[[H], None], alive: Callable[[H], bool] | None = None) -> H:
         context = current_context.get()
         if context is None:
             raise RuntimeError("acquire_engine() is for a task template's pre(); no task is running")
@@ -78,7 +80,8 @@ class EnginePool:
                     engine = _Engine(kind, spec)
                     self._engines[kind] = engine
                     break  # this call starts it
-                if engine.state == "ready" and engine.spec == spec:
+                usable = engine.alive is None or engine.alive(engine.handle)
+                if engine.state == "ready" and engine.spec == spec and usable:
                     engine.leases += 1
                     engine.runs.add(run_name)
                     context.leases.append(EngineLease(engine))
@@ -110,6 +113,7 @@ class EnginePool:
             with self._mutex:
                 engine.handle = handle
                 engine.stop = stop  # type: ignore[assignment]
+                engine.alive = alive  # type: ignore[assignment]
                 engine.state = "ready"
                 engine.leases = 1
                 engine.runs.add(run_name)
@@ -181,14 +185,18 @@ pool = EnginePool()
 atexit.register(pool.stop_all_now)
 
 
-async def acquire_engine(kind: str, spec: Hashable, start: Callable[[], Awaitable[H]], stop: Callable[[H], None]) -> H:
+async def acquire_engine(kind: str, spec: Hashable, start: Callable[[], Awaitable[H]], stop: Callable[[H], None],
+                         alive: Callable[[H], bool] | None = None) -> H:
     """Lease the process's ``kind`` engine, (re)starting it to ``spec`` when needed. See the module docstring.
+
+    ``alive(handle)``, when given, is asked before a live engine is reused: an engine that died or was stopped by
+    user code (``spark.stop()``) is replaced rather than handed out again.
 
     ``start`` is awaited (put blocking work in ``anyio.to_thread.run_sync``); ``stop`` is a plain callable, run in a
     worker thread, or directly at interpreter exit. The lease ends with the calling task; the engine lives on for
     later compatible calls of the same run and is stopped when the run ends.
     """
-    return await pool.acquire(kind, spec, start, stop)
+    return await pool.acquire(kind, spec, start, stop, alive)
 
 
 def live_engine(kind: str) -> tuple[Hashable, Any] | None:
