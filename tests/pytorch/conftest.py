@@ -14,6 +14,8 @@ import pytest
 JOB_ENV = "FLYTE_PYTORCH_JOB"
 # torch elastic's default log directories that existed before this session (not ours to judge).
 _preexisting = set(glob.glob(os.path.join(tempfile.gettempdir(), "torchelastic_*")))
+# torch.multiprocessing keeps a failed worker's traceback in pytorch-errorfile-*.pickle in the temp dir.
+_preexisting |= set(glob.glob(os.path.join(tempfile.gettempdir(), "pytorch-errorfile-*")))
 
 
 def job_processes() -> list[psutil.Process]:
@@ -47,7 +49,8 @@ def assert_no_leaks(run_prefix: str, wait: float = 5.0) -> None:
         children = [c for c in psutil.Process().children(recursive=True)
                     if c.status() != psutil.STATUS_ZOMBIE and not _interpreter_helper(c)]
         dirs = glob.glob(os.path.join(tempfile.gettempdir(), f"flyte-{run_prefix}*"))
-        dirs += [d for d in glob.glob(os.path.join(tempfile.gettempdir(), "torchelastic_*")) if d not in _preexisting]
+        dirs += [d for pattern in ("torchelastic_*", "pytorch-errorfile-*")
+                 for d in glob.glob(os.path.join(tempfile.gettempdir(), pattern)) if d not in _preexisting]
         if not (leaked or children or dirs) or time.monotonic() > end:
             break
         time.sleep(0.1)

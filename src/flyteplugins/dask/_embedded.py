@@ -13,7 +13,7 @@ import signal
 import tempfile
 from typing import Any
 
-import anyio
+from flyte.extend import run_blocking
 
 from ._config import EmbeddedSpec
 from ._engine import CLOSE_TIMEOUT_S, DaskEngine, log
@@ -22,7 +22,8 @@ _WORKER_START_TIMEOUT_S = 120
 
 
 async def start_embedded(spec: EmbeddedSpec) -> DaskEngine:
-    return await anyio.to_thread.run_sync(_start_blocking, spec)
+    # A cluster that comes up after its caller was cancelled (a timeout during the start) is closed again.
+    return await run_blocking(_start_blocking, spec, discard=stop_embedded, name="flyte-dask-start")
 
 
 def _start_blocking(spec: EmbeddedSpec) -> DaskEngine:

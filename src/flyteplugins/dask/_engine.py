@@ -76,6 +76,22 @@ class DaskEngine:
             if getattr(getattr(client, "scheduler", None), "address", None) == self.scheduler_address:
                 self.task_clients.add(client)
 
+    def cancel_futures(self) -> None:
+        """Cancel every future that a client of this process holds on this scheduler (thread-safe, best effort).
+        Futures of concurrent calls that share the engine are cancelled too: an interrupt stops the run's work."""
+        from distributed import Client, Future
+
+        for client in list(Client._instances):
+            if getattr(getattr(client, "scheduler", None), "address", None) != self.scheduler_address:
+                continue
+            keys = list(getattr(client, "futures", {}))
+            if not keys or client.status not in ("running", "connecting", "newly-created"):
+                continue
+            try:
+                client.cancel([Future(key, client) for key in keys], force=True)
+            except Exception as exc:
+                log.debug("cancelling Dask futures on %s failed: %s", self.scheduler_address, exc)
+
     def close_task_clients(self) -> None:
         for client in list(self.task_clients):
             try:

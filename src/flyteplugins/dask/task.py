@@ -47,6 +47,7 @@ class DaskTask(AsyncFunctionTaskTemplate):
 
     task_type: ClassVar[str] = "dask"
     supports_reuse: ClassVar[bool] = False
+    blocking_body: ClassVar[bool] = True
 
     async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         from ._attach import start_attached, stop_attached
@@ -99,6 +100,13 @@ class DaskTask(AsyncFunctionTaskTemplate):
         engine = flyte.ctx().data["dask_engine"]  # type: ignore[union-attr]
         with cluster_scope(engine):
             return await super().execute(*args, **kwargs)
+
+    def interrupt(self, data: dict[str, Any]) -> None:
+        """Cancel the futures on this call's scheduler, so a body blocked in ``gather``/``result()``/``compute``
+        raises at once."""
+        engine = data.get("dask_engine")
+        if engine is not None:
+            engine.cancel_futures()
 
     def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return kubernetes_config(self.plugin_config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import traceback
 from typing import Any
 
@@ -58,6 +59,10 @@ def main(job_dir: str) -> int:
     from . import _job
     from ._worker import run_worker
 
+    # torch.multiprocessing makes one error file per worker in the temp dir and keeps it when the worker fails:
+    # inside the job dir they go with it.
+    tempfile.tempdir = os.path.join(job_dir, "tmp")
+    os.makedirs(tempfile.tempdir, exist_ok=True)
     outcome_path = os.path.join(job_dir, _job.OUTCOME)
     try:
         with open(os.path.join(job_dir, _job.PLAN), "rb") as handle:

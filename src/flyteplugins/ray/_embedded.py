@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
+from flyte.extend import kill_processes_naming, run_blocking
 
 from ._sizing import LocalSize
 
@@ -60,6 +61,9 @@ class _Owner:
 
     def __init__(self, spec: LocalSpec) -> None:
         self.spec = spec
+        # Ray's sockets and session files; its path on every Ray process's command line marks them as this
+        # instance's (see abort_start).
+        self.temp_dir = _short_temp_dir()
         self.started = threading.Event()
         self.stop_requested = threading.Event()
         self.stopped = threading.Event()
@@ -69,7 +73,7 @@ class _Owner:
         self.thread = threading.Thread(target=self._run, name="flyte-ray-owner", daemon=True)
 
     def _run(self) -> None:
-        temp_dir = _short_temp_dir()
+        temp_dir = self.temp_dir
         try:
             import ray
 
@@ -96,6 +100,12 @@ class _Owner:
         finally:
             shutil.rmtree(temp_dir, ignore_errors=True)
             self.stopped.set()
+
+
+    def abort_start(self) -> None:
+        if not self.started.is_set():  # a started instance is stopped by stop_local instead
+            kill_processes_naming(self.temp_dir)
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _init_kwargs(spec: LocalSpec, temp_dir: str) -> dict[str, Any]:
@@ -153,13 +163,24 @@ async def start_local(spec: LocalSpec) -> RayHandle:
         )
     _install_sigterm_handler()
     silence_thread_warning()
+    # Ray's C++ failure handler (absl) would take SIGTERM in this process and abort it (SIGABRT) instead of letting
+    # the run stop cleanly and exit through Python; crash stack dumps of Ray's own code are what is given up.
+    # Ray reads the setting when it is imported, and the user's script has usually imported it already.
+    if "RAY_DISABLE_FAILURE_SIGNAL_HANDLER" not in os.environ:
+        ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
     owner = _Owner(spec)
     owner.thread.start()
-    await anyio.to_thread.run_sync(owner.started.wait)
-    if owner.error is not None:
-        raise owner.error
-    assert owner.handle is not None
-    return owner.handle
+
+    def started() -> RayHandle:
+        owner.started.wait()
+        if owner.error is not None:
+            raise owner.error
+        assert owner.handle is not None
+        return owner.handle
+
+    # A timeout or Ctrl-C during ray.init kills the processes it started (ray.init then fails); an instance that
+    # still comes up after the caller has gone is shut down.
+    return await run_blocking(started, interrupt=owner.abort_start, discard=stop_local, name="flyte-ray-start")
 
 
 def stop_local(handle: RayHandle) -> None:
@@ -172,6 +193,23 @@ def stop_local(handle: RayHandle) -> None:
         log.error("the local Ray instance did not stop within %.0fs", _STOP_TIMEOUT_S)
     if handle.temp_dir:
         shutil.rmtree(handle.temp_dir, ignore_errors=True)
+
+
+def cancel_driver_tasks() -> None:
+    """Cancel every task this driver submitted that is still pending or running (force: their workers are killed,
+    so CPU-bound tasks stop too), so that a task body blocked in ``ray.get``/``ray.wait`` raises at once. Ray keeps
+    no list of a driver's tasks; the references the driver owns lead to them (what ``ray memory`` lists)."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    core_worker = ray._private.worker.global_worker.core_worker  # type: ignore[attr-defined]
+    for object_id in list(core_worker.get_all_reference_counts()):
+        try:
+            ray.cancel(ray.ObjectRef(bytes.fromhex(object_id) if isinstance(object_id, str) else object_id.binary()),
+                       force=True, recursive=True)
+        except Exception:  # a ray.put object, an actor call, a finished task: nothing to cancel
+            pass
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

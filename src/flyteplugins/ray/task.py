@@ -46,6 +46,7 @@ class RayFunctionTask(AsyncFunctionTaskTemplate):
 
     task_type: ClassVar[str] = "ray"
     supports_reuse: ClassVar[bool] = True
+    blocking_body: ClassVar[bool] = True
 
     async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         from ._embedded import RayHandle
@@ -75,6 +76,12 @@ class RayFunctionTask(AsyncFunctionTaskTemplate):
             report_link("Ray dashboard", handle.dashboard_url)
             data["ray_dashboard_url"] = handle.dashboard_url
         return data
+
+    def interrupt(self, data: dict[str, Any]) -> None:
+        """Cancel the driver's running Ray tasks, so a body blocked in ``ray.get`` raises at once."""
+        from ._embedded import cancel_driver_tasks
+
+        cancel_driver_tasks()
 
     def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The job as a KubeRay RayJob would describe it (for remote backends)."""

@@ -18,9 +18,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from flyte.extend import kill_processes_naming
 
 from ._config import Spark, resolve_master
 from ._runtime import java_executable
@@ -97,15 +98,11 @@ class SparkEngine:
     gateway_proc: subprocess.Popen[bytes] | None
     ui_url: str | None
     shipped_bundles: set[str] = field(default_factory=set)
-    active_threads: set[int] = field(default_factory=set)
 
     def make_active_here(self) -> None:
-        """Make the session ``SparkSession.getActiveSession()`` on this thread. The JVM keeps the active session
-        per thread, and pyspark pins each Python thread to its own JVM thread, so once per thread suffices."""
-        thread = threading.get_ident()
-        if thread not in self.active_threads:
-            self.session._jvm.SparkSession.setActiveSession(self.session._jsparkSession)
-            self.active_threads.add(thread)
+        """Make the session ``SparkSession.getActiveSession()`` on this thread (the JVM keeps it per thread, and
+        pyspark pins each Python thread to a JVM thread of its own). Every call: a thread id can be reused."""
+        self.session._jvm.SparkSession.setActiveSession(self.session._jsparkSession)
 
     @property
     def stopped(self) -> bool:
@@ -137,8 +134,29 @@ def session_conf(spec: SessionSpec, app_name: str, scratch: str) -> dict[str, st
     return conf
 
 
-def start_session(spec: SessionSpec, app_name: str) -> SparkEngine:
-    """Start a SparkSession to ``spec`` (blocking: call it in a worker thread)."""
+def new_scratch_dir() -> str:
+    """The directory a session keeps all its temporary files in; its path on the JVM's command line also marks the
+    JVM as this session's (see :func:`abort_start`)."""
+    return tempfile.mkdtemp(prefix="flyte-spark-")
+
+
+def abort_start(scratch: str) -> None:
+    """Make a session start that is under way fail now: kill the JVM being launched for ``scratch`` (pyspark then
+    raises, and :func:`start_session` cleans up)."""
+    kill_processes_naming(scratch)
+
+
+def start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngine:
+    """Start a SparkSession to ``spec`` with its files under ``scratch`` (blocking: call it in a worker thread;
+    :func:`abort_start` from another thread stops it). ``scratch`` is removed if the start fails."""
+    try:
+        return _start_session(spec, app_name, scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngine:
     java_executable()  # fail with a clear message before pyspark waits for a gateway that never comes
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
@@ -156,7 +174,6 @@ def start_session(spec: SessionSpec, app_name: str) -> SparkEngine:
     if spec.python != sys.executable or "PYSPARK_PYTHON" not in os.environ:
         os.environ["PYSPARK_PYTHON"] = spec.python
 
-    scratch = tempfile.mkdtemp(prefix="flyte-spark-")
     try:
         for sub in ("warehouse", "tmp", "derby"):
             os.makedirs(os.path.join(scratch, sub), exist_ok=True)
@@ -166,7 +183,6 @@ def start_session(spec: SessionSpec, app_name: str) -> SparkEngine:
         session = builder.getOrCreate()
     except BaseException:
         shutdown_gateway()
-        shutil.rmtree(scratch, ignore_errors=True)
         raise
     gateway = SparkContext._gateway
     return SparkEngine(session=session, spec=spec, scratch=scratch,
@@ -176,6 +192,8 @@ def start_session(spec: SessionSpec, app_name: str) -> SparkEngine:
 def stop_session(engine: SparkEngine) -> None:
     """Stop the session, its gateway JVM (and with it the Python workers), and remove its scratch dir."""
     try:
+        # Jobs cancelled by an interrupt are still winding down in the JVM: their errors are noise now.
+        engine.session.sparkContext.setLogLevel("OFF")
         engine.session.stop()
     except Exception:  # already stopped, or the JVM is gone: the gateway shutdown below still applies
         log.debug("SparkSession.stop() failed", exc_info=True)

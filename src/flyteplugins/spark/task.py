@@ -18,18 +18,24 @@ the run's later Spark tasks with the same static settings, and is stopped when t
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import anyio
 
 import flyte
 from flyte.extend import (
+    INTERRUPT_GRACE_S,
     AsyncFunctionTaskTemplate,
     TaskPluginRegistry,
     acquire_engine,
     code_bundle,
     register_type_encoder,
     report_link,
+    run_blocking,
+    run_in_daemon_thread,
     run_temp_dir,
 )
 
@@ -37,7 +43,15 @@ from ._config import GenericSparkConf, Spark
 from ._dataframe import DATAFRAME_ENCODER, ParquetDataFrame, rebind
 from ._errors import detach
 from ._runtime import JavaNotFoundError
-from ._session import ENGINE_KIND, SessionPlan, SparkEngine, start_session, stop_session
+from ._session import (
+    ENGINE_KIND,
+    SessionPlan,
+    SparkEngine,
+    abort_start,
+    new_scratch_dir,
+    start_session,
+    stop_session,
+)
 from ._submit import SparkSubmitError, run_spark_submit
 
 __all__ = [
@@ -51,6 +65,8 @@ __all__ = [
 ]
 
 SESSION_KEY = "spark_session"
+_ENGINE_KEY = "_spark_engine"
+_TAG_KEY = "_spark_job_tag"
 _RESTORE_KEY = "_spark_runtime_conf_restore"
 
 
@@ -60,6 +76,7 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
 
     task_type: ClassVar[str] = "spark"
     supports_reuse: ClassVar[bool] = False
+    blocking_body: ClassVar[bool] = True
 
     _plan: SessionPlan | None = None
 
@@ -76,13 +93,16 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
         app_name = self.name
 
         async def start() -> SparkEngine:
-            return await anyio.to_thread.run_sync(start_session, spec, app_name)
+            # A timeout or Ctrl-C during the JVM's start kills it (the start then fails at once); a session that
+            # still comes up after the caller has gone is stopped.
+            scratch = new_scratch_dir()
+            return await run_blocking(start_session, spec, app_name, scratch, interrupt=lambda: abort_start(scratch),
+                                      discard=stop_session, name="flyte-spark-start")
 
         # A session user code stopped (spark.stop()) is not alive: the pool starts a fresh one.
         engine: SparkEngine = await acquire_engine(ENGINE_KIND, spec, start, stop_session,
                                                    alive=lambda live: not live.stopped)
-        data: dict[str, Any] = {SESSION_KEY: engine.session}
-        engine.make_active_here()  # async bodies run on this (the event loop's) thread
+        data: dict[str, Any] = {SESSION_KEY: engine.session, _ENGINE_KEY: engine, _TAG_KEY: _job_tag()}
         if plan.runtime_conf:
             data[_RESTORE_KEY] = _apply_runtime_conf(engine.session, plan.runtime_conf)
         bundle = code_bundle()
@@ -102,15 +122,35 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         context = flyte.ctx()
-        session = context.data.get(SESSION_KEY) if context is not None else None
-        if session is not None:
-            args = tuple(rebind(value, session) for value in args)
-            kwargs = {name: rebind(value, session) for name, value in kwargs.items()}
+        assert context is not None
+        engine: SparkEngine = context.data[_ENGINE_KEY]
+        session = context.data[SESSION_KEY]
+        args = tuple(rebind(value, session) for value in args)
+        kwargs = {name: rebind(value, session) for name, value in kwargs.items()}
+        tag = context.data[_TAG_KEY]
         try:
-            return await super().execute(*args, **kwargs)
+            if self.is_async:
+                with _tagged(engine, tag):
+                    return await self.func(*args, **kwargs)
+
+            def tagged_body(*args: Any, **kwargs: Any) -> Any:
+                with _tagged(engine, tag):
+                    return self.func(*args, **kwargs)
+
+            return await run_in_daemon_thread(tagged_body, args, kwargs, name=self.name, grace=INTERRUPT_GRACE_S)
         except Exception as error:
             detach(error)  # in place: still printable after the run has stopped the JVM
             raise
+
+    def interrupt(self, data: dict[str, Any]) -> None:
+        """Cancel the Spark jobs of this call (its job tag), so an action blocked in the body raises at once."""
+        session = data.get(SESSION_KEY)
+        tag = data.get(_TAG_KEY)
+        if session is not None and tag is not None:
+            try:
+                session.sparkContext.cancelJobsWithTag(tag)
+            except Exception:  # the session is gone (user stopped it): nothing runs
+                pass
 
     async def release(self, data: dict[str, Any], error: BaseException | None) -> None:
         restore = data.get(_RESTORE_KEY)
@@ -129,6 +169,27 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
             "executorPath": config.executor_path,
             "mainApplicationFile": config.applications_path,
         }
+
+
+def _job_tag() -> str:
+    return f"flyte-{uuid.uuid4().hex}"
+
+
+@contextlib.contextmanager
+def _tagged(engine: SparkEngine, tag: str) -> Iterator[None]:
+    """On this thread: the session is the active one (``getOrCreate()`` returns it) and every job carries ``tag``,
+    by which :meth:`PysparkFunctionTask.interrupt` cancels them. Spark keeps both per thread."""
+    engine.make_active_here()
+    context = engine.session.sparkContext
+    context.setInterruptOnCancel(True)
+    context.addJobTag(tag)
+    try:
+        yield
+    finally:
+        try:
+            context.removeJobTag(tag)
+        except Exception:  # the session was stopped in the body
+            pass
 
 
 def _apply_runtime_conf(session: Any, conf: tuple[tuple[str, str], ...]) -> dict[str, str | None]:

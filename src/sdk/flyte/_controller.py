@@ -15,8 +15,10 @@ import anyio
 
 from ._context import TaskContext, current_context
 from ._engines import release_call_leases
+from ._interrupts import interrupt_reason
 from ._run import Action, RunState
 from ._task import AsyncFunctionTaskTemplate, TaskTemplate
+from ._threads import run_on_own_loop
 from .errors import TaskTimeoutError
 
 _BASE_PRE = AsyncFunctionTaskTemplate.pre
@@ -78,7 +80,9 @@ class LocalController:
                 self._finish(run, action, "failed", exc)
                 raise
             except BaseException as exc:  # cancellation, KeyboardInterrupt
-                self._finish(run, action, "aborted", exc)
+                reason = interrupt_reason()
+                self._finish(run, action, "aborted",
+                             f"interrupted by {reason}" if reason else f"cancelled ({type(exc).__name__})")
                 raise
         self._finish(run, action, "succeeded", None)
         if key is not None and directory is not None and output[:1] != b"x":
@@ -89,10 +93,12 @@ class LocalController:
         return output
 
     @staticmethod
-    def _finish(run: RunState, action: Action, status: str, error: BaseException | None) -> None:
+    def _finish(run: RunState, action: Action, status: str, error: BaseException | str | None) -> None:
         action.status = status
         action.ended = time.monotonic()
-        if error is not None:
+        if isinstance(error, str):
+            action.error = error
+        elif error is not None:
             action.error = f"{type(error).__name__}: {error}"
         if run.listeners:
             run.notify("done", action)
@@ -143,7 +149,9 @@ class LocalController:
                 data = await task.pre(*args, **kwargs)  # type: ignore[attr-defined]
                 if data:
                     context.data.update(data)
-            if plain_execute and task.is_async:
+            if getattr(kind, "blocking_body", False):
+                result = await _execute_off_loop(task, context, args, kwargs)
+            elif plain_execute and task.is_async:
                 result = await task.func(*args, **kwargs)
             else:
                 result = await task.execute(*args, **kwargs)  # type: ignore[attr-defined]
@@ -160,6 +168,14 @@ class LocalController:
                         await task.release(context.data, error)  # type: ignore[attr-defined]
                     finally:
                         release_call_leases(context.leases)
+
+
+async def _execute_off_loop(task: Any, context: TaskContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """An engine task's body (async or sync) on a loop of its own in a daemon thread: blocking engine calls in an
+    ``async def`` body then leave the caller's loop free (timers, progress, siblings), and a timeout or Ctrl-C
+    interrupts the engine's work (the template's ``interrupt``) instead of waiting for it."""
+    return await run_on_own_loop(lambda: task.execute(*args, **kwargs),
+                                 interrupt=lambda: task.interrupt(context.data), name=f"flyte-task {task.name}")
 
 
 _hook_cache: dict[type, tuple[bool, bool, bool, bool] | None] = {}

@@ -26,11 +26,13 @@ from typing import Any, TypeVar
 import anyio
 
 from ._context import current_context
+from ._threads import shielded
 
 log = logging.getLogger("flyte.engines")
 H = TypeVar("H")
 
 _POLL_SECONDS = 0.02
+_EXIT_STOP_WAIT_S = 30.0
 
 
 class _Engine:
@@ -59,6 +61,7 @@ class EnginePool:
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._engines: dict[str, _Engine] = {}
+        self._stopping: set[threading.Thread] = set()
 
     def live(self, kind: str) -> tuple[Hashable, Any] | None:
         """``(spec, handle)`` of the ready engine of ``kind``, or None."""
@@ -97,27 +100,26 @@ class EnginePool:
                     )
             if to_stop is not None:
                 log.info("restarting %s engine: spec changed", kind)
-                with anyio.CancelScope(shield=True):
-                    await self._stop(to_stop)
+                await self._stop(to_stop)
                 continue
             await anyio.sleep(_POLL_SECONDS)  # another call holds or is starting an engine of this kind
 
-        # Shielded: a cancellation half-way through a start would leave an engine nobody owns.
-        with anyio.CancelScope(shield=True):
-            try:
-                handle = await start()
-            except BaseException:
-                with self._mutex:
-                    self._engines.pop(kind, None)
-                raise
+        # Not shielded: a task's timeout and Ctrl-C cover a cold start. A start cancelled half-way cleans up after
+        # itself (plugins start through flyte.extend.run_blocking with an interrupt and a discard).
+        try:
+            handle = await start()
+        except BaseException:
             with self._mutex:
-                engine.handle = handle
-                engine.stop = stop  # type: ignore[assignment]
-                engine.alive = alive  # type: ignore[assignment]
-                engine.state = "ready"
-                engine.leases = 1
-                engine.runs.add(run_name)
-            context.leases.append(EngineLease(engine))
+                self._engines.pop(kind, None)
+            raise
+        with self._mutex:
+            engine.handle = handle
+            engine.stop = stop  # type: ignore[assignment]
+            engine.alive = alive  # type: ignore[assignment]
+            engine.state = "ready"
+            engine.leases = 1
+            engine.runs.add(run_name)
+        context.leases.append(EngineLease(engine))
         return handle
 
     def release(self, lease: EngineLease) -> None:
@@ -135,32 +137,45 @@ class EnginePool:
                 if engine.state == "ready" and not engine.runs and engine.leases == 0:
                     engine.state = "stopping"
                     doomed.append(engine)
-        with anyio.CancelScope(shield=True):
-            for engine in doomed:
-                await self._stop(engine)
+        for engine in doomed:
+            await self._stop(engine)
 
     async def _stop(self, engine: _Engine) -> None:
+        """Stop ``engine`` in a thread of its own and wait for it, even through a cancellation (Ctrl-C at run end
+        must not leave a half-stopped engine and its temp dirs). A stop still running at interpreter exit (a second
+        Ctrl-C) is waited for there."""
+        stopper = threading.Thread(target=self._stop_now, args=(engine,), name=f"flyte-stop {engine.kind}",
+                                   daemon=True)
+        with self._mutex:
+            self._stopping.add(stopper)
+        stopper.start()
+        await shielded(anyio.to_thread.run_sync, stopper.join)
+
+    def _stop_now(self, engine: _Engine) -> None:
         try:
             if engine.stop is not None:
-                await anyio.to_thread.run_sync(engine.stop, engine.handle)
+                engine.stop(engine.handle)
         except Exception:  # a failed stop must not mask the task's own outcome
             log.exception("stopping the %s engine failed", engine.kind)
         finally:
             with self._mutex:
                 if self._engines.get(engine.kind) is engine:
                     del self._engines[engine.kind]
+                self._stopping.discard(threading.current_thread())
 
     def stop_all_now(self) -> None:
-        """Synchronous stop of every engine (interpreter exit)."""
+        """Synchronous stop of every engine (interpreter exit), and the end of stops already under way."""
         with self._mutex:
-            engines = list(self._engines.values())
-            self._engines.clear()
+            engines = [engine for engine in self._engines.values() if engine.state != "stopping"]
+            for engine in engines:
+                engine.state = "stopping"
+            in_flight = list(self._stopping)
         for engine in engines:
-            if engine.stop is not None and engine.state != "stopping":
-                try:
-                    engine.stop(engine.handle)
-                except Exception:
-                    log.exception("stopping the %s engine at exit failed", engine.kind)
+            self._stop_now(engine)
+        for stopper in in_flight:
+            stopper.join(_EXIT_STOP_WAIT_S)
+            if stopper.is_alive():
+                log.error("an engine stop (%s) did not finish within %ss at exit", stopper.name, _EXIT_STOP_WAIT_S)
 
 
 def _ancestors(context: Any):  # type: ignore[no-untyped-def]

@@ -67,10 +67,14 @@ class _PlainProgress:
             return
         if action.parent is None or action.status != "succeeded" or action.duration >= _SLOW_SECONDS:
             links = "".join(f" {label}: {url}" for label, url in action.links.items())
-            _write(f"[flyte] {action.name} {action.task_name} {action.status} in {action.duration:.2f}s{links}")
+            why = f" ({action.error})" if action.status == "aborted" and action.error else ""
+            _write(f"[flyte] {action.name} {action.task_name} {action.status}{why} in {action.duration:.2f}s{links}")
 
     def stop(self) -> None:
-        _write(f"[flyte] run {self.state.name} {self.state.status} in {time.monotonic() - self.state.started:.2f}s")
+        reason = self.state.interrupted_by
+        why = f" (interrupted by {reason})" if reason else ""
+        _write(f"[flyte] run {self.state.name} {self.state.status}{why} in "
+               f"{time.monotonic() - self.state.started:.2f}s")
 
 
 class _LiveProgress:

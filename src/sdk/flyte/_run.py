@@ -90,6 +90,7 @@ class RunState:
         self.started = time.monotonic()
         self.ended = 0.0
         self.status = "running"
+        self.interrupted_by: str | None = None  # "SIGINT", "SIGTERM", "KeyboardInterrupt" when an interrupt aborted it
         self.listeners: list[Callable[[str, Action], None]] = []
         self.bundle: Any = None  # built lazily, once, by flyte.extend.code_bundle()
         self.scratch: dict[str, Any] = {}  # per-run state that plugins keep (e.g. a zipped bundle path)

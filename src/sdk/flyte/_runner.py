@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-import anyio
-
 from ._controller import controller
+from ._interrupts import interrupt_reason, keep_loop_awake, run_in_helper_thread, run_owning_loop
 from ._run import Run, RunOptions, RunState
 
 T = TypeVar("T")
@@ -34,6 +33,7 @@ async def execute_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], 
         error = exc
     except BaseException:
         state.status = "aborted"
+        state.interrupted_by = interrupt_reason()
         raise
     finally:
         try:
@@ -58,27 +58,16 @@ def run_sync_implicit(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 def call_sync(func: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run an async function to completion from sync code, also where this thread's event loop is running (a
-    notebook): then it runs on a fresh loop in a helper thread and this thread waits."""
+    notebook): then it runs on a fresh loop in a helper thread and this thread waits. Ctrl-C and SIGTERM stop it
+    cleanly either way (see ``_interrupts``)."""
+    import asyncio
+
     try:
-        import asyncio
-
         asyncio.get_running_loop()
+        loop_running = True
     except RuntimeError:
-        return anyio.run(func, *args)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = anyio.run(func, *args)
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="flyte-run", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+        loop_running = False
+    return run_in_helper_thread(func, *args) if loop_running else run_owning_loop(func, *args)
 
 
 class _RunCall:
@@ -97,8 +86,18 @@ class _RunCall:
         return run
 
     async def aio(self, task: Any, /, *args: Any, **kwargs: Any) -> Run:
-        """Run ``task`` on the current event loop. Raises the task's own exception if it fails."""
-        run = await execute_run(task, args, kwargs, self._resolved())
+        """Run ``task`` on the current event loop. Raises the task's own exception if it fails. Cancelling the
+        awaiting task (``asyncio.wait_for``, a notebook's interrupt) aborts the run and cleans up first."""
+        if threading.current_thread() is not threading.main_thread():
+            run = await execute_run(task, args, kwargs, self._resolved())
+        else:  # where signals arrive: see keep_loop_awake
+            import asyncio
+
+            ticker = asyncio.ensure_future(keep_loop_awake())
+            try:
+                run = await execute_run(task, args, kwargs, self._resolved())
+            finally:
+                ticker.cancel()
         run.outputs()
         return run
 

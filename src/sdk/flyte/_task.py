@@ -6,7 +6,6 @@ A call goes: ``task(...)`` -> controller -> ``pre`` -> ``execute`` (the function
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import threading
@@ -30,6 +29,7 @@ from ._config import (
     normalize_secrets,
 )
 from ._context import current_context
+from ._threads import INTERRUPT_GRACE_S, run_blocking
 
 if TYPE_CHECKING:
     from ._environment import TaskEnvironment
@@ -159,18 +159,31 @@ class AsyncFunctionTaskTemplate(TaskTemplate[P, R]):
     - ``custom_config() -> dict``: the plugin's serialized config for remote backends.
     """
 
+    blocking_body: ClassVar[bool] = False
+    """True for engines whose calls block (a Spark action, ``ray.get``, a Dask ``gather``): the body, async or sync,
+    then runs on an event loop of its own in a daemon thread, so the caller's loop stays free and a timeout or
+    Ctrl-C acts on time through :meth:`interrupt`. Plain tasks run on the caller's loop."""
+
     async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {}
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         if self.is_async:
             return await self.func(*args, **kwargs)
-        return await run_in_daemon_thread(self.func, args, kwargs, name=self.name)
+        return await run_in_daemon_thread(self.func, args, kwargs, name=self.name,
+                                          grace=INTERRUPT_GRACE_S if self.blocking_body else 0.0)
 
     async def post(self, return_value: Any) -> Any:
         return return_value
 
     async def release(self, data: dict[str, Any], error: BaseException | None) -> None:
+        return None
+
+    def interrupt(self, data: dict[str, Any]) -> None:
+        """Stop the engine work this call started, so that a body blocked in an engine call returns soon (a
+        ``blocking_body`` task that timed out, was cancelled or got Ctrl-C). Called from another thread; should
+        be quick; ``data`` is what ``pre`` returned. The body then gets a short grace to finish before it is left
+        behind (see ``flyte.extend.run_blocking``)."""
         return None
 
     def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -192,34 +205,22 @@ def _controller() -> Any:
 
 
 async def run_in_daemon_thread(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                               name: str) -> Any:
+                               name: str, grace: float = 0.0) -> Any:
     """Run a sync task body in a thread of its own, with the caller's context, without blocking the loop.
 
-    On cancellation (a timeout) the call returns at once and the thread is abandoned: a daemon, so a body still
-    blocked in an engine call cannot hold up interpreter exit (anyio's pooled threads would be joined there)."""
+    On cancellation (a timeout) the call returns after at most ``grace`` seconds and the thread is abandoned: a
+    daemon, so a body still blocked in an engine call cannot hold up interpreter exit (anyio's pooled threads would
+    be joined there). Nested task calls from the body hop back to this loop."""
     token = anyio.lowlevel.current_token()
-    done = anyio.Event()
-    outcome: dict[str, Any] = {}
-    context = contextvars.copy_context()
 
-    def body() -> None:
+    def body() -> Any:
         _worker_thread.token = token
         try:
-            outcome["value"] = context.run(func, *args, **kwargs)
-        except BaseException as exc:
-            outcome["error"] = exc
+            return func(*args, **kwargs)
         finally:
             _worker_thread.token = None
-            try:
-                anyio.from_thread.run_sync(done.set, token=token)
-            except Exception:  # the loop is gone: nobody waits any more
-                pass
 
-    threading.Thread(target=body, name=f"flyte-task {name}", daemon=True).start()
-    await done.wait()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    return await run_blocking(body, grace=grace, name=f"flyte-task {name}")
 
 
 def _loop_running() -> bool:

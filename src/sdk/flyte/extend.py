@@ -12,10 +12,13 @@ from ._codec import TypeEncoder, register_type_encoder
 from ._config import check_quantity, quantity_to_float
 from ._context import TaskContext, current_context
 from ._engines import acquire_engine, live_engine
+from ._procs import kill_processes_naming, processes_naming
 from ._registry import TaskPluginRegistry
-from ._task import AsyncFunctionTaskTemplate, TaskTemplate
+from ._task import AsyncFunctionTaskTemplate, TaskTemplate, run_in_daemon_thread
+from ._threads import INTERRUPT_GRACE_S, run_blocking, shielded
 
 __all__ = [
+    "INTERRUPT_GRACE_S",
     "AsyncFunctionTaskTemplate",
     "CodeBundle",
     "TaskContext",
@@ -29,11 +32,16 @@ __all__ = [
     "code_bundle",
     "current_context",
     "install_bundle",
+    "kill_processes_naming",
     "live_engine",
+    "processes_naming",
     "quantity_to_float",
     "register_type_encoder",
     "report_link",
+    "run_blocking",
+    "run_in_daemon_thread",
     "run_temp_dir",
+    "shielded",
     "worker_context",
 ]
 
