@@ -18,7 +18,7 @@ from ._engines import release_call_leases
 from ._interrupts import interrupt_reason
 from ._run import Action, RunState
 from ._task import AsyncFunctionTaskTemplate, TaskTemplate
-from ._threads import run_on_own_loop
+from ._threads import BlockingCall, run_on_own_loop
 from .errors import TaskTimeoutError
 
 _BASE_PRE = AsyncFunctionTaskTemplate.pre
@@ -174,8 +174,17 @@ async def _execute_off_loop(task: Any, context: TaskContext, args: tuple[Any, ..
     """An engine task's body (async or sync) on a loop of its own in a daemon thread: blocking engine calls in an
     ``async def`` body then leave the caller's loop free (timers, progress, siblings), and a timeout or Ctrl-C
     interrupts the engine's work (the template's ``interrupt``) instead of waiting for it."""
+
+    def keep_engines_until_done(call: BlockingCall) -> None:
+        # The body outlived its grace and may still be inside the engine: its leases end with it, not now, so the
+        # run's end waits a little before stopping an engine under it (Ray aborts when shut down under a ray.get).
+        held = list(context.leases)
+        context.leases.clear()
+        call.when_done(lambda: release_call_leases(held))
+
     return await run_on_own_loop(lambda: task.execute(*args, **kwargs),
-                                 interrupt=lambda: task.interrupt(context.data), name=f"flyte-task {task.name}")
+                                 interrupt=lambda: task.interrupt(context.data), on_abandon=keep_engines_until_done,
+                                 name=f"flyte-task {task.name}")
 
 
 _hook_cache: dict[type, tuple[bool, bool, bool, bool] | None] = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ H = TypeVar("H")
 
 _POLL_SECONDS = 0.02
 _EXIT_STOP_WAIT_S = 30.0
+_STRAGGLER_WAIT_S = 3.0
 
 
 class _Engine:
@@ -131,13 +133,20 @@ class EnginePool:
     async def stop_for_run(self, run_name: str) -> None:
         """Stop the engines used by ``run_name`` that no other live run uses."""
         with self._mutex:
-            doomed = []
             for engine in self._engines.values():
                 engine.runs.discard(run_name)
-                if engine.state == "ready" and not engine.runs and engine.leases == 0:
-                    engine.state = "stopping"
-                    doomed.append(engine)
-        for engine in doomed:
+        # A lease still held here belongs to an interrupted body that outlived its grace (its engine work was
+        # cancelled, so it ends soon): give it a moment rather than stopping the engine under it.
+        deadline = time.monotonic() + _STRAGGLER_WAIT_S
+        while True:
+            with self._mutex:
+                unused = [e for e in self._engines.values() if e.state == "ready" and not e.runs]
+                if not any(e.leases for e in unused) or time.monotonic() >= deadline:
+                    for engine in unused:
+                        engine.state = "stopping"
+                    break
+            await anyio.sleep(_POLL_SECONDS)
+        for engine in unused:
             await self._stop(engine)
 
     async def _stop(self, engine: _Engine) -> None:

@@ -73,7 +73,16 @@ class BlockingCall:
         self._outcome: tuple[bool, Any] | None = None  # (ok, value or exception)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._finished: asyncio.Future[None] | None = None
+        self._when_done: list[Callable[[], None]] = []
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the call's thread) once the work has ended; at once if it already has."""
+        with self._lock:
+            if self._outcome is None:
+                self._when_done.append(callback)
+                return
+        callback()
 
     def _run(self) -> None:
         try:
@@ -83,6 +92,12 @@ class BlockingCall:
         with self._lock:
             self._outcome = outcome
             late = self._abandoned
+            callbacks, self._when_done = self._when_done, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a completion callback of %s failed", self.thread.name)
         if late:
             try:
                 if outcome[0] and self._discard is not None:
@@ -125,7 +140,8 @@ class BlockingCall:
         with anyio.move_on_after(limit):
             await asyncio.shield(self._finished)
 
-    async def wait(self, interrupt: Callable[[], None] | None, grace: float) -> Any:
+    async def wait(self, interrupt: Callable[[], None] | None, grace: float,
+                   on_abandon: Callable[[BlockingCall], None] | None = None) -> Any:
         self._loop = asyncio.get_running_loop()
         self._finished = self._loop.create_future()
         self.thread.start()
@@ -143,6 +159,8 @@ class BlockingCall:
                     await shielded(self._wait_finished, grace)
             finally:
                 self._abandon(interrupt)
+                if on_abandon is not None and self._outcome is None:
+                    on_abandon(self)
             raise
         return self.result()
 
@@ -164,10 +182,11 @@ async def run_blocking(func: Callable[..., T], *args: Any, interrupt: Callable[[
 
 async def run_on_own_loop(make_coroutine: Callable[[], Coroutine[Any, Any, T]], *,
                           interrupt: Callable[[], None] | None = None, grace: float = INTERRUPT_GRACE_S,
-                          name: str) -> T:
+                          on_abandon: Callable[[BlockingCall], None] | None = None, name: str) -> T:
     """Run a coroutine on a fresh event loop in a daemon thread, so that blocking calls inside it never stall the
     caller's loop. Cancelling the caller runs ``interrupt()``, cancels the coroutine on its loop, and waits at most
-    ``grace`` seconds for it to finish (see :func:`run_blocking`)."""
+    ``grace`` seconds for it to finish (see :func:`run_blocking`); if it is still running then, ``on_abandon``
+    gets the call (to keep what it uses until ``call.when_done``)."""
     context = contextvars.copy_context()
     box: dict[str, Any] = {}
     cancelled = threading.Event()
@@ -199,7 +218,7 @@ async def run_on_own_loop(make_coroutine: Callable[[], Coroutine[Any, Any, T]], 
                 pass
 
     call = BlockingCall(run_loop, (), name=name)
-    return await call.wait(stop, grace)  # type: ignore[no-any-return]
+    return await call.wait(stop, grace, on_abandon)  # type: ignore[no-any-return]
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
