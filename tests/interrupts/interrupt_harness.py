@@ -111,8 +111,9 @@ def interrupt_script(script: str, *, wait_for: str | None, delay: float, to_grou
 def run_script(script: str, env: dict[str, str], limit: float = 180.0) -> Outcome:
     """Run ``python script`` to its end (no signal), with the same leak checks as :func:`interrupt_script`."""
     mark = uuid.uuid4().hex
-    tmp = tempfile.mkdtemp(prefix="fi-", dir="/tmp")
-    full_env = dict(os.environ, TMPDIR=tmp, FLYTE_PROGRESS="plain", PYTHONUNBUFFERED="1", **{LEAK_MARK: mark}, **env)
+    tmp = env.get("TMPDIR") or tempfile.mkdtemp(prefix="fi-", dir="/tmp")
+    full_env = {**os.environ, "TMPDIR": tmp, "FLYTE_PROGRESS": "plain", "PYTHONUNBUFFERED": "1", LEAK_MARK: mark,
+                **env}
     started = time.monotonic()
     done = subprocess.run([sys.executable, script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env=full_env, cwd=tmp, timeout=limit, start_new_session=True)
@@ -122,5 +123,6 @@ def run_script(script: str, env: dict[str, str], limit: float = 180.0) -> Outcom
         time.sleep(0.2)
     leftovers = processes_marked(mark)
     files = sorted(os.listdir(tmp))
-    shutil.rmtree(tmp, ignore_errors=True)
+    if "TMPDIR" not in env:
+        shutil.rmtree(tmp, ignore_errors=True)
     return Outcome(done.returncode, seconds, done.stdout, leftovers, files)

@@ -11,12 +11,13 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from typing import Any
 
 from flyte.extend import run_blocking
 
 from ._config import EmbeddedSpec
-from ._engine import CLOSE_TIMEOUT_S, DaskEngine, log
+from ._engine import CLOSE_TIMEOUT_S, DEAD_CLOSE_TIMEOUT_S, DaskEngine, log
 
 _WORKER_START_TIMEOUT_S = 120
 
@@ -26,8 +27,35 @@ async def start_embedded(spec: EmbeddedSpec) -> DaskEngine:
     return await run_blocking(_start_blocking, spec, discard=stop_embedded, name="flyte-dask-start")
 
 
+def _workers_skip_the_main_script() -> None:
+    """Worker processes must not run the user's script again.
+
+    Dask starts workers with multiprocessing's spawn, which re-imports the parent's ``__main__`` in each child: a
+    script without an ``if __name__ == "__main__":`` guard would start a run of its own in every worker. The workers
+    never need it (functions from ``__main__`` reach them by value, through cloudpickle), so the main module is left
+    out of the preparation data of the processes that Dask's process threads start; other spawns are untouched.
+    Installed once per process."""
+    from multiprocessing import spawn
+
+    if getattr(spawn.get_preparation_data, "_flyte_dask", False):
+        return
+    original = spawn.get_preparation_data
+
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        data = original(name)
+        if threading.current_thread().name.startswith("AsyncProcess "):  # distributed.process.AsyncProcess
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    get_preparation_data._flyte_dask = True  # type: ignore[attr-defined]
+    spawn.get_preparation_data = get_preparation_data
+
+
 def _start_blocking(spec: EmbeddedSpec) -> DaskEngine:
     from distributed import Client, LocalCluster
+
+    _workers_skip_the_main_script()
 
     scratch = tempfile.mkdtemp(prefix="flyte-dask-")
     cluster = client = None
@@ -57,23 +85,24 @@ def _start_blocking(spec: EmbeddedSpec) -> DaskEngine:
 
 def stop_embedded(engine: DaskEngine) -> None:
     """Close the task clients, the client and the cluster; kill any worker process that survived; remove scratch."""
+    timeout = CLOSE_TIMEOUT_S if engine.is_alive() else DEAD_CLOSE_TIMEOUT_S
     try:
-        engine.close_task_clients()
-        _close_quietly(engine.client, engine.cluster)
+        engine.close_task_clients(timeout)
+        _close_quietly(engine.client, engine.cluster, timeout)
     finally:
         _kill_survivors(engine.worker_pids)
         if engine.local_directory:
             shutil.rmtree(engine.local_directory, ignore_errors=True)
 
 
-def _close_quietly(client: Any, cluster: Any) -> None:
+def _close_quietly(client: Any, cluster: Any, timeout: float = CLOSE_TIMEOUT_S) -> None:
     for closable in (client, cluster):
         if closable is None:
             continue
         try:
-            closable.close(timeout=CLOSE_TIMEOUT_S)
+            closable.close(timeout=timeout)
         except Exception as exc:  # best effort; survivors are killed next
-            log.warning("closing the Dask %s failed: %s", type(closable).__name__, exc)
+            (log.debug if timeout == DEAD_CLOSE_TIMEOUT_S else log.warning)("closing the Dask %s failed: %s", type(closable).__name__, exc)
 
 
 def _kill_survivors(pids: tuple[int, ...]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 log = logging.getLogger("flyteplugins.dask")
 
 CLOSE_TIMEOUT_S = 30
+DEAD_CLOSE_TIMEOUT_S = 2  # a cluster already shut down answers no close: don't wait the full timeout for it
 
 
 @dataclass(eq=False)
@@ -76,6 +77,15 @@ class DaskEngine:
             if getattr(getattr(client, "scheduler", None), "address", None) == self.scheduler_address:
                 self.task_clients.add(client)
 
+    def is_alive(self) -> bool:
+        """False once the cluster is gone, e.g. after ``Client().shutdown()`` in a task body (which shuts the
+        scheduler and workers down): the pool then starts a new one instead of handing out a dead client."""
+        if self.client.status != "running":
+            return False
+        scheduler = getattr(self.cluster, "scheduler", None)  # embedded: the scheduler runs in this process
+        status = getattr(scheduler, "status", None)
+        return status is None or getattr(status, "name", str(status)) == "running"
+
     def cancel_futures(self) -> None:
         """Cancel every future that a client of this process holds on this scheduler (thread-safe, best effort).
         Futures of concurrent calls that share the engine are cancelled too: an interrupt stops the run's work."""
@@ -92,9 +102,9 @@ class DaskEngine:
             except Exception as exc:
                 log.debug("cancelling Dask futures on %s failed: %s", self.scheduler_address, exc)
 
-    def close_task_clients(self) -> None:
+    def close_task_clients(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         for client in list(self.task_clients):
             try:
-                client.close(timeout=CLOSE_TIMEOUT_S)
+                client.close(timeout=timeout)
             except Exception as exc:
                 log.debug("closing a task's Dask client failed: %s", exc)

@@ -34,6 +34,7 @@ import flyte
 from flyte.extend import AsyncFunctionTaskTemplate, TaskPluginRegistry, acquire_engine, code_bundle, report_link
 
 from ._config import Dask, EmbeddedSpec, Scheduler, WorkerGroup, kubernetes_config
+from ._engine import DaskEngine
 
 __all__ = ["Dask", "DaskTask", "EmbeddedSpec", "Scheduler", "WorkerGroup"]
 
@@ -70,11 +71,11 @@ class DaskTask(AsyncFunctionTaskTemplate):
                 if config.scheduler_address is not None:
                     engine = await acquire_engine(ATTACHED_ENGINE, config.scheduler_address,
                                                   functools.partial(start_attached, config.scheduler_address),
-                                                  stop_attached)
+                                                  stop_attached, alive=DaskEngine.is_alive)
                 else:
                     spec = config.embedded_spec()
                     engine = await acquire_engine(EMBEDDED_ENGINE, spec, functools.partial(start_embedded, spec),
-                                                  stop_embedded)
+                                                  stop_embedded, alive=DaskEngine.is_alive)
             except Exception as exc:
                 failure = exc
                 group.cancel_scope.cancel()

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from . import _user_init
 from ._embedded import RayHandle, silence_thread_warning
 
 log = logging.getLogger("flyteplugins.ray")
@@ -43,6 +44,7 @@ async def connect(spec: AttachSpec) -> RayHandle:
         kwargs["runtime_env"] = runtime_env
     # Connecting starts no local processes, so a pooled thread is fine here (unlike the embedded start).
     context = await anyio.to_thread.run_sync(lambda: ray.init(**kwargs))
+    _user_init.adopt()
     dashboard = getattr(context, "dashboard_url", None)
     address = spec.address
     info = getattr(context, "address_info", None) or {}
@@ -56,6 +58,7 @@ def disconnect(handle: RayHandle) -> None:
     import ray
 
     try:
+        _user_init.release()
         ray.shutdown()
     except Exception:
         log.exception("disconnecting from the Ray cluster at %s failed", handle.address)

@@ -11,6 +11,7 @@ the run's loop is on the main thread we install the same handler there, so a ter
 
 from __future__ import annotations
 
+import ctypes
 import inspect
 import json
 import logging
@@ -26,11 +27,13 @@ from typing import Any
 
 from flyte.extend import kill_processes_naming, run_blocking
 
+from . import _user_init
 from ._sizing import LocalSize
 
 log = logging.getLogger("flyteplugins.ray")
 
 _STOP_TIMEOUT_S = 60.0
+_HARD_ABORT_S = 2.0
 # Worker output reaches the driver through Ray's log monitor, which polls the workers' log files; a shutdown right
 # after the last task would drop what it has not forwarded yet.
 _LOG_FLUSH_GRACE_S = 1.0
@@ -69,18 +72,25 @@ class _Owner:
         self.stopped = threading.Event()
         self.error: BaseException | None = None
         self.handle: RayHandle | None = None
+        self.aborts = 0
+        self._abort_lock = threading.Lock()
+        self._init_done = False
         # Daemon: interpreter exit joins non-daemon threads *before* atexit, where the pool stops this one.
         self.thread = threading.Thread(target=self._run, name="flyte-ray-owner", daemon=True)
 
     def _run(self) -> None:
         temp_dir = self.temp_dir
-        try:
-            import ray
+        import ray
 
+        try:
             context = ray.init(**_init_kwargs(self.spec, temp_dir))
-        except BaseException as exc:
+            with self._abort_lock:  # from here on no abort may land: one still pending is withdrawn
+                self._init_done = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
+            _user_init.adopt()
+        except BaseException as exc:  # a failed start, or abort_start's _StartAborted
             self.error = exc
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            self._forget_partial_start()
             self.started.set()
             self.stopped.set()
             return
@@ -91,9 +101,10 @@ class _Owner:
                                 temp_dir=temp_dir, owner=self)
         self.started.set()
         self.stop_requested.wait()
-        if ray.is_initialized():  # at interpreter exit Ray's own atexit hook may have shut it down already
+        if ray.is_initialized() and not self.aborts:  # at exit Ray's own atexit hook may have shut it down already
             time.sleep(_LOG_FLUSH_GRACE_S)
         try:
+            _user_init.release()
             ray.shutdown()
         except Exception:
             log.exception("ray.shutdown() of the local instance failed")
@@ -101,11 +112,49 @@ class _Owner:
             shutil.rmtree(temp_dir, ignore_errors=True)
             self.stopped.set()
 
+    def _forget_partial_start(self) -> None:
+        import ray
+
+        try:
+            ray.shutdown()  # resets what a half-done ray.init set up, so a later start begins clean
+        except BaseException:
+            log.debug("ray.shutdown() after a failed start failed", exc_info=True)
+        # Processes the half-done start spawned that ray.shutdown() did not know of (the raylet's agents).
+        kill_processes_naming(self.temp_dir)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def abort_start(self) -> None:
-        if not self.started.is_set():  # a started instance is stopped by stop_local instead
-            kill_processes_naming(self.temp_dir)
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        """Stop a ``ray.init`` under way on the owner thread (a timeout or Ctrl-C during a cold start).
+
+        Killing Ray's processes instead would leave ``ray.init`` waiting for its GCS, and after 60 s Ray ends the
+        whole process. An exception raised in the owner thread makes ``ray.init`` give up within moments; when the
+        thread ends, Ray's processes die with it (Ray ties them to the thread that started them)."""
+        with self._abort_lock:
+            if self.thread.ident is None:
+                return
+            self.aborts += 1
+            if self.aborts == 1:
+                if not self._init_done:  # else the abandoned start's discard (stop_local) stops the instance
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
+                                                               ctypes.py_object(_StartAborted))
+                return
+        # Asked again, at interpreter exit: ray.init was out of the exception's reach (inside Ray's C++ code, or
+        # Ray's own code caught it), or the discarding stop has not finished. The process is ending: kill what the
+        # start spawned and remove its files. Repeated until nothing is found twice in a row: a process being
+        # spawned at the first pass (an agent the raylet starts) shows up only at a later one.
+        deadline, quiet_passes = time.monotonic() + _HARD_ABORT_S, 0
+        while quiet_passes < 2 and time.monotonic() < deadline:
+            quiet_passes = 0 if kill_processes_naming(self.temp_dir) else quiet_passes + 1
+            time.sleep(0.1)
+        if self._init_done:  # this process's own Ray worker writes into the temp dir until it is shut down
+            self.stop_requested.set()
+            self.stopped.wait(_HARD_ABORT_S)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+class _StartAborted(BaseException):
+    """Raised in the owner thread to abort ``ray.init``. A BaseException, so that Ray's own ``except Exception``
+    around parts of its start (the dashboard's) does not swallow it."""
 
 
 def _init_kwargs(spec: LocalSpec, temp_dir: str) -> dict[str, Any]:
@@ -144,10 +193,15 @@ def _init_kwargs(spec: LocalSpec, temp_dir: str) -> dict[str, Any]:
     return kwargs
 
 
+# The longest socket path Ray makes under its temp dir, past the temp dir itself (a 7-digit pid at most).
+_LONGEST_SOCKET_TAIL = "/flyte-ray-xxxxxxxx/session_2026-01-01_00-00-00_000000_1234567/sockets/plasma_store"
+_UNIX_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes, the last one the terminating NUL
+
+
 def _short_temp_dir() -> str:
-    # Ray's Unix sockets live under the temp dir; their paths may not exceed 107 bytes.
+    """A new temp dir for the instance, under the user's TMPDIR unless Ray's socket paths would not fit there."""
     base = tempfile.gettempdir()
-    if len(base) > 40:
+    if len(base) + len(_LONGEST_SOCKET_TAIL) > _UNIX_SOCKET_PATH_MAX:
         base = "/tmp"
     return tempfile.mkdtemp(prefix="flyte-ray-", dir=base)
 
@@ -192,24 +246,40 @@ def stop_local(handle: RayHandle) -> None:
     if not owner.stopped.wait(_STOP_TIMEOUT_S):
         log.error("the local Ray instance did not stop within %.0fs", _STOP_TIMEOUT_S)
     if handle.temp_dir:
+        kill_processes_naming(handle.temp_dir)  # anything the stop missed
         shutil.rmtree(handle.temp_dir, ignore_errors=True)
 
 
 def cancel_driver_tasks() -> None:
-    """Cancel every task this driver submitted that is still pending or running (force: their workers are killed,
-    so CPU-bound tasks stop too), so that a task body blocked in ``ray.get``/``ray.wait`` raises at once. Ray keeps
-    no list of a driver's tasks; the references the driver owns lead to them (what ``ray memory`` lists)."""
+    """Stop all Ray work this driver started, so that a task body blocked in ``ray.get``/``ray.wait`` raises at once:
+    every task it owns or borrows a reference to is cancelled (forced: its worker is killed, so sleeping and
+    CPU-bound tasks stop too; recursively: their children too), and the job's live actors are killed. Ray keeps no
+    list of a driver's tasks; the references the driver holds (what ``ray memory`` lists) lead to them."""
     import ray
 
     if not ray.is_initialized():
         return
-    core_worker = ray._private.worker.global_worker.core_worker  # type: ignore[attr-defined]
+    worker = ray._private.worker.global_worker
+    core_worker = worker.core_worker  # type: ignore[attr-defined]
     for object_id in list(core_worker.get_all_reference_counts()):
+        hex_id = object_id.decode() if isinstance(object_id, bytes) else str(object_id)
+        ref: Any = ray.ObjectRef(bytes.fromhex(hex_id))
         try:
-            ray.cancel(ray.ObjectRef(bytes.fromhex(object_id) if isinstance(object_id, str) else object_id.binary()),
-                       force=True, recursive=True)
-        except Exception:  # a ray.put object, an actor call, a finished task: nothing to cancel
+            ray.cancel(ref, force=True, recursive=True)
+        except ValueError:  # an actor task: force is not supported for those (the actor is killed below)
             pass
+        except Exception:  # a ray.put object or a finished task: nothing to cancel
+            pass
+    try:
+        actors = ray._private.state.actors(job_id=worker.current_job_id)  # type: ignore[attr-defined]
+    except Exception:
+        actors = {}
+    for actor_id, info in actors.items():
+        if info.get("State") != "DEAD":
+            try:
+                core_worker.kill_actor(ray.ActorID(bytes.fromhex(actor_id)), True)
+            except Exception:
+                log.debug("killing actor %s failed", actor_id, exc_info=True)
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

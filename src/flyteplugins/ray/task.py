@@ -60,7 +60,7 @@ class RayFunctionTask(AsyncFunctionTaskTemplate):
 
             runtime_env, _ = job_runtime_env(config.runtime_env, bundle, local=False)
             attach = AttachSpec(config.address, runtime_env)
-            handle = await acquire_engine(ENGINE_KIND, attach, lambda: connect(attach), disconnect)
+            handle = await acquire_engine(ENGINE_KIND, attach, lambda: connect(attach), disconnect, alive=_connected)
         else:
             from ._embedded import LocalSpec, start_local, stop_local
             from ._runtime_env import job_runtime_env
@@ -68,7 +68,7 @@ class RayFunctionTask(AsyncFunctionTaskTemplate):
 
             runtime_env, code_paths = job_runtime_env(config.runtime_env, bundle, local=True)
             spec = LocalSpec(size=local_size(config), runtime_env=runtime_env, code_paths=code_paths)
-            handle = await acquire_engine(ENGINE_KIND, spec, lambda: start_local(spec), stop_local)
+            handle = await acquire_engine(ENGINE_KIND, spec, lambda: start_local(spec), stop_local, alive=_connected)
         data: dict[str, Any] = {"ray_tier": handle.tier, "ray_address": handle.address}
         if handle.temp_dir:
             data["ray_temp_dir"] = handle.temp_dir
@@ -111,6 +111,13 @@ class RayFunctionTask(AsyncFunctionTaskTemplate):
         if config.address:
             job["address"] = config.address
         return job
+
+
+def _connected(handle: Any) -> bool:
+    """False once user code called ``ray.shutdown()``: the pool then starts (or connects) afresh."""
+    import ray
+
+    return bool(ray.is_initialized())
 
 
 TaskPluginRegistry.register(RayJobConfig, RayFunctionTask)

@@ -34,9 +34,34 @@ def processes_naming(marker: str) -> list[int]:
     return found
 
 
+def _children_by_parent() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    return children
+
+
 def kill_processes_naming(marker: str, sig: int = signal.SIGKILL) -> list[int]:
-    """Send ``sig`` to every process :func:`processes_naming` finds; returns their pids."""
+    """Send ``sig`` to every process :func:`processes_naming` finds and to all their descendants (which may have
+    renamed themselves, as Ray's agents do); returns their pids. The tree is taken before anything is killed, so
+    no child is orphaned out of reach."""
     pids = processes_naming(marker)
+    if pids:
+        children = _children_by_parent()
+        pending, seen = list(pids), set(pids)
+        while pending:
+            for child in children.get(pending.pop(), []):
+                if child not in seen and child != os.getpid():
+                    seen.add(child)
+                    pending.append(child)
+        pids = sorted(seen)
     for pid in pids:
         try:
             os.kill(pid, sig)

@@ -133,7 +133,21 @@ class BlockingCall:
                     _unfinished[self.thread] = interrupt  # its result must still be discarded, at exit at the latest
                 return
         if self._outcome[0] and self._discard is not None:
-            self._discard(self._outcome[1])
+            # It finished just as the caller gave up: discard off the loop (an engine stop blocks), and at exit
+            # at the latest.
+            discard, value = self._discard, self._outcome[1]
+
+            def run_discard() -> None:
+                try:
+                    discard(value)
+                except Exception:
+                    log.exception("discarding the result of %s failed", self.thread.name)
+                finally:
+                    _unfinished.pop(threading.current_thread(), None)
+
+            discarder = threading.Thread(target=run_discard, name=f"{self.thread.name} discard", daemon=True)
+            _unfinished[discarder] = None
+            discarder.start()
 
     async def _wait_finished(self, limit: float | None) -> None:
         assert self._finished is not None
