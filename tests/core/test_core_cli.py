@@ -72,6 +72,45 @@ def test_cli_parses_typed_parameters_and_prints_outputs(workflow):
     assert result.stderr == ""  # --quiet
 
 
+TEXT_PARAMETERS = textwrap.dedent(
+    '''
+    import enum
+    from pathlib import Path
+    from typing import Literal, Optional
+    import flyte
+
+    env = flyte.TaskEnvironment(name="texts")
+
+    class Color(enum.Enum):
+        RED = "red"
+        BLUE = "blue"
+
+    @env.task
+    async def describe(name: str, mode: Literal["slow", "fast"], label: Optional[str] = None,
+                       where: Path = Path("."), color: Color = Color.RED, anything=None,
+                       count: Optional[int] = None) -> dict:
+        return {"name": name, "mode": mode, "label": label, "where": str(where), "is_path": isinstance(where, Path),
+                "color": color.value, "anything": anything, "count": count}
+    '''
+)
+
+
+def test_cli_takes_text_parameters_as_text_and_a_parameter_called_name(tmp_path):
+    """Issue 10.6: `--name` belongs to the task after FILE, and text-like parameters need no JSON quoting."""
+    path = tmp_path / "texts.py"
+    path.write_text(TEXT_PARAMETERS)
+    result = _flyte("run", "--quiet", "--name", "my-run", str(path), "describe", "--name", "bob", "--mode", "slow",
+                    "--label", "x y", "--where", "/tmp", "--color", "blue", "--anything", "hello", "--count", "3")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"name": "bob", "mode": "slow", "label": "x y", "where": "/tmp",
+                                         "is_path": True, "color": "blue", "anything": "hello", "count": 3}
+    result = _flyte("run", "--quiet", str(path), "describe", "--name", "bob", "--mode", "slow", "--anything", "[1, 2]")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["anything"] == [1, 2]  # untyped: JSON when it is JSON
+    result = _flyte("run", "--quiet", str(path), "describe", "--name", "bob", "--mode", "medium")
+    assert result.returncode == 2 and "medium" in result.stderr and "slow" in result.stderr  # names the choices
+
+
 def test_cli_task_help_lists_parameters(workflow):
     result = _flyte("run", str(workflow), "add", "--help")
     assert result.returncode == 0

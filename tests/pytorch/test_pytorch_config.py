@@ -68,8 +68,9 @@ def test_kubeflow_configs_validate_and_run_as_one_node():
     assert Elastic(nnodes="1:2").node_range == (1, 2)
     with pytest.raises(ValueError, match="Worker.replicas: must be >= 0"):
         Worker(replicas=-1)
-    with pytest.raises(TypeError, match="Worker.requests: expected flyte.Resources"):
-        Worker(requests={"cpu": "1"})
+    with pytest.raises(TypeError, match="Worker.requests: expected flyte.Resources, a dict"):
+        Worker(requests=["cpu"])
+    assert Worker(requests={"cpu": "1"}).requests == flyte.Resources(cpu="1")  # the seeds' v1 spelling
     with pytest.raises(TypeError, match="RunPolicy.clean_pod_policy: expected a CleanPodPolicy"):
         RunPolicy(clean_pod_policy="All")
     with pytest.raises(ValueError, match="RunPolicy.active_deadline_seconds: must be >= 1"):

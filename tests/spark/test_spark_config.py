@@ -195,8 +195,12 @@ def test_dataframe_decoded_without_a_session_is_a_parquet_reference(tmp_path):
     path = str(tmp_path / "frame.parquet")
     pd.DataFrame({"x": [1, 2, 3]}).to_parquet(path)
     assert flyte.extend.live_engine("spark") is None
-    decoded = DATAFRAME_ENCODER.decode(path.encode(), str(tmp_path))
+    identity = {"run_name": "r1", "action_name": "a1", "task_name": "t", "raw_data_path": str(tmp_path)}
+    with flyte.extend.worker_context(identity):  # a plain task receiving a DataFrame after the engine stopped
+        decoded = DATAFRAME_ENCODER.decode(path.encode(), str(tmp_path))
     assert isinstance(decoded, ParquetDataFrame)
+    # A run's final output, decoded outside any task: the data itself, as pandas.
+    assert DATAFRAME_ENCODER.decode(path.encode(), str(tmp_path))["x"].tolist() == [1, 2, 3]
     assert decoded.to_pandas()["x"].tolist() == [1, 2, 3]
     # Passed on again, it keeps pointing at the same file rather than being rewritten.
     assert DATAFRAME_ENCODER.encode(decoded, str(tmp_path)) == path.encode()

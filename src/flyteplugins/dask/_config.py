@@ -15,57 +15,12 @@ from typing import Any, NamedTuple
 import msgspec
 
 from flyte import Resources
-from flyte.extend import check_quantity, quantity_to_float
+from flyte.extend import ConfigMeta, quantity_to_float, resources_from_v1
 
-# Kubernetes resource names the v1 ``requests``/``limits`` maps may use, and the Resources field each one maps to.
-_K8S_RESOURCES = {"cpu": "cpu", "memory": "memory", "ephemeral-storage": "disk", "nvidia.com/gpu": "gpu", "gpu": "gpu"}
 _ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 
 
-def _check_resource_map(owner: str, field: str, value: dict[str, Any] | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise TypeError(f"{owner}.{field}: expected a dict such as {{'cpu': '1', 'memory': '2Gi'}}, "
-                        f"got {type(value).__name__}")
-    for key, quantity in value.items():
-        if key not in _K8S_RESOURCES:
-            raise ValueError(f"{owner}.{field}[{key!r}]: unknown resource; allowed: {', '.join(_K8S_RESOURCES)}")
-        if _K8S_RESOURCES[key] == "gpu":
-            if isinstance(quantity, bool) or not isinstance(quantity, (int, str)):
-                raise ValueError(f"{owner}.{field}[{key!r}]: expected a GPU count, got {quantity!r}")
-            continue
-        check_quantity(f"{owner}.{field}[{key!r}]", quantity)
-
-
-def _merge_resources(owner: str, resources: Resources | None, requests: dict[str, Any] | None,
-                     limits: dict[str, Any] | None) -> Resources | None:
-    """One ``Resources`` from either spelling. A resource in both maps becomes a (request, limit) pair."""
-    if resources is not None and not isinstance(resources, Resources):
-        raise TypeError(f"{owner}.resources: expected flyte.Resources, got {type(resources).__name__}")
-    _check_resource_map(owner, "requests", requests)
-    _check_resource_map(owner, "limits", limits)
-    if resources is not None and (requests or limits):
-        raise ValueError(f"{owner}: give resources=flyte.Resources(...) or the v1 requests=/limits= maps, not both")
-    if resources is not None or not (requests or limits):
-        return resources
-    fields: dict[str, Any] = {}
-    for key in dict.fromkeys([*(requests or {}), *(limits or {})]):
-        name = _K8S_RESOURCES[key]
-        request, limit = (requests or {}).get(key), (limits or {}).get(key)
-        if name in ("gpu", "disk"):
-            fields[name] = limit if limit is not None else request
-        elif request is not None and limit is not None and request != limit:
-            fields[name] = (request, limit)
-        else:
-            fields[name] = request if request is not None else limit
-    try:
-        return Resources(**fields)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{owner}: requests/limits do not form valid resources: {exc}") from None
-
-
-class Scheduler(msgspec.Struct, frozen=True, kw_only=True):
+class Scheduler(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """The Dask scheduler. ``image`` and the resources size its pod on Kubernetes; the embedded scheduler runs
     inside this process and ignores them.
 
@@ -80,14 +35,14 @@ class Scheduler(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         _check_image("Scheduler", self.image)
-        _merge_resources("Scheduler", self.resources, self.requests, self.limits)
+        resources_from_v1("Scheduler", self.resources, self.requests, self.limits)
 
     def effective_resources(self) -> Resources | None:
         """The resources from whichever spelling was used."""
-        return _merge_resources("Scheduler", self.resources, self.requests, self.limits)
+        return resources_from_v1("Scheduler", self.resources, self.requests, self.limits)
 
 
-class WorkerGroup(msgspec.Struct, frozen=True, kw_only=True):
+class WorkerGroup(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """The Dask workers: ``number_of_workers`` processes, each with ``resources``.
 
     Embedded, each worker process gets ``ceil(cpu)`` threads (the limit when a (request, limit) pair is given; 1 when
@@ -106,14 +61,14 @@ class WorkerGroup(msgspec.Struct, frozen=True, kw_only=True):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"WorkerGroup.number_of_workers: expected an int >= 1, got {count!r}")
         _check_image("WorkerGroup", self.image)
-        _merge_resources("WorkerGroup", self.resources, self.requests, self.limits)
+        resources_from_v1("WorkerGroup", self.resources, self.requests, self.limits)
 
     def effective_resources(self) -> Resources | None:
         """The resources from whichever spelling was used."""
-        return _merge_resources("WorkerGroup", self.resources, self.requests, self.limits)
+        return resources_from_v1("WorkerGroup", self.resources, self.requests, self.limits)
 
 
-class Dask(msgspec.Struct, frozen=True, kw_only=True):
+class Dask(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """Run the task with a Dask cluster.
 
     - Embedded (default): a ``distributed.LocalCluster`` on this machine sized by ``workers``, reused by later

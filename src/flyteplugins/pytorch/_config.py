@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from flyte import Resources
+from flyte.extend import ConfigMeta, resources_from_v1
 
 RDZV_BACKENDS = ("c10d", "static", "etcd", "etcd-v2")
 START_METHODS = ("spawn", "fork", "forkserver")
@@ -54,12 +55,20 @@ def _check_optional_seconds(owner: str, name: str, value: Any, allow_zero: bool 
         raise ValueError(f"{owner}.{name}: must be {'>= 0' if allow_zero else '> 0'} seconds, got {value}")
 
 
-def _check_resources(owner: str, name: str, value: Any) -> None:
-    if value is not None and not isinstance(value, Resources):
-        raise TypeError(f"{owner}.{name}: expected flyte.Resources or None, got {type(value).__name__}")
+def _check_resources(owner: str, replica: Any, name: str) -> None:
+    """``requests``/``limits`` as ``flyte.Resources``, or as the v1 maps the seeds use (``{"cpu": "2"}``), which
+    become ``flyte.Resources``."""
+    value = getattr(replica, name)
+    if isinstance(value, dict):
+        converted = resources_from_v1(owner, None, value if name == "requests" else None,
+                                      value if name == "limits" else None)
+        msgspec.structs.force_setattr(replica, name, converted)
+    elif value is not None and not isinstance(value, Resources):
+        raise TypeError(f"{owner}.{name}: expected flyte.Resources, a dict such as {{'cpu': '2', 'memory': '4Gi'}}, "
+                        f"or None, got {type(value).__name__}")
 
 
-class RunPolicy(msgspec.Struct, frozen=True, kw_only=True):
+class RunPolicy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """Lifecycle policy of a Kubeflow job.
 
     On this machine ``active_deadline_seconds`` is enforced (the whole job is stopped and the task fails when it
@@ -80,24 +89,24 @@ class RunPolicy(msgspec.Struct, frozen=True, kw_only=True):
         _check_optional_count("RunPolicy", "backoff_limit", self.backoff_limit)
 
 
-class Master(msgspec.Struct, frozen=True, kw_only=True):
+class Master(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """The single master replica of a Kubeflow PyTorch job."""
 
     image: str | None = None
-    requests: Resources | None = None
-    limits: Resources | None = None
+    requests: Resources | dict[str, str | int | float] | None = None
+    limits: Resources | dict[str, str | int | float] | None = None
     restart_policy: RestartPolicy | None = None
 
     def __post_init__(self) -> None:
         _check_replica("Master", self)
 
 
-class Worker(msgspec.Struct, frozen=True, kw_only=True):
+class Worker(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """The worker replicas of a Kubeflow PyTorch job."""
 
     image: str | None = None
-    requests: Resources | None = None
-    limits: Resources | None = None
+    requests: Resources | dict[str, str | int | float] | None = None
+    limits: Resources | dict[str, str | int | float] | None = None
     replicas: int = 1
     restart_policy: RestartPolicy | None = None
 
@@ -112,14 +121,14 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
 def _check_replica(owner: str, replica: Master | Worker) -> None:
     if replica.image is not None and (not isinstance(replica.image, str) or not replica.image):
         raise ValueError(f"{owner}.image: expected a non-empty image name or None, got {replica.image!r}")
-    _check_resources(owner, "requests", replica.requests)
-    _check_resources(owner, "limits", replica.limits)
+    _check_resources(owner, replica, "requests")
+    _check_resources(owner, replica, "limits")
     if replica.restart_policy is not None and not isinstance(replica.restart_policy, RestartPolicy):
         raise TypeError(f"{owner}.restart_policy: expected a RestartPolicy (ALWAYS, FAILURE, NEVER), "
                         f"got {replica.restart_policy!r}")
 
 
-class NcclSettings(msgspec.Struct, frozen=True, kw_only=True):
+class NcclSettings(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """NCCL failure-detection knobs shared by ``Elastic`` and ``PyTorch``. ``None`` leaves a setting to the
     installed torch (its own default applies); see :mod:`flyteplugins.pytorch._nccl` for what each one does."""
 
@@ -161,7 +170,7 @@ def parse_nnodes(owner: str, nnodes: Any) -> tuple[int, int]:
     return low, high
 
 
-class Elastic(NcclSettings, frozen=True, kw_only=True):
+class Elastic(NcclSettings, frozen=True, kw_only=True):  # type: ignore[metaclass]
     """A torch.distributed.elastic (torchrun) job: ``nnodes`` agents, each starting ``nproc_per_node`` workers.
 
     - ``nnodes``: node count, or a range ``"min:max"`` for elastic membership.
@@ -226,7 +235,7 @@ class Elastic(NcclSettings, frozen=True, kw_only=True):
         return parse_nnodes("Elastic", self.nnodes)
 
 
-class PyTorch(NcclSettings, frozen=True, kw_only=True):
+class PyTorch(NcclSettings, frozen=True, kw_only=True):  # type: ignore[metaclass]
     """A Kubeflow PyTorch operator job of fixed size: one ``master`` and ``worker.replicas`` workers.
 
     Here it runs as one elastic node with ``1 + worker.replicas`` processes (rank 0 is the master).

@@ -29,7 +29,12 @@ def run_worker(job_dir: str) -> bytes | None:
             payload = cloudpickle.load(handle)
         apply_collective_timeout(os.environ)
         value = _call(payload)
-        encoded = cloudpickle.dumps(value)
+        try:
+            encoded = cloudpickle.dumps(value)
+        except Exception as exc:  # named like the core's encoding errors, not a bare pickling TypeError
+            task = payload["context"].get("task_name", "the task")
+            raise TypeError(f"{task}: output (a {type(value).__name__}) of rank {rank} cannot be sent back to the "
+                            f"caller: {exc}") from exc
         return _share_result(encoded, payload["nnodes"], rank)
     except BaseException as exc:
         _write_error(job_dir, rank, exc)

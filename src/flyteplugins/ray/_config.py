@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from flyte import PodTemplate, Resources
+from flyte.extend import ConfigMeta
 
 ResourcesLike = Resources | dict[str, Any]
 
@@ -65,7 +66,7 @@ def _check_count(field: str, value: Any, *, optional: bool) -> None:
         raise ValueError(f"{field}: must be >= 0, got {value}")
 
 
-class HeadNodeConfig(msgspec.Struct, frozen=True, kw_only=True):
+class HeadNodeConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """The Ray head node.
 
     ``ray_start_params`` are `ray start` flags without dashes, all values strings (``{"num-cpus": "2"}``);
@@ -86,7 +87,7 @@ class HeadNodeConfig(msgspec.Struct, frozen=True, kw_only=True):
                                                                             getattr(self, field)))
 
 
-class WorkerNodeConfig(msgspec.Struct, frozen=True, kw_only=True):
+class WorkerNodeConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """A group of identical Ray worker nodes: ``replicas`` of them, between ``min_replicas`` and ``max_replicas``
     when autoscaling. Resource fields as in :class:`HeadNodeConfig`."""
 
@@ -120,7 +121,7 @@ class WorkerNodeConfig(msgspec.Struct, frozen=True, kw_only=True):
             msgspec.structs.force_setattr(self, field, _normalize_resources(owner, field, getattr(self, field)))
 
 
-class RayJobConfig(msgspec.Struct, frozen=True, kw_only=True):
+class RayJobConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """A Ray job: the cluster it runs on and its runtime environment.
 
     - No ``address`` (default): a local Ray instance is started for the run, sized from the head and worker groups'

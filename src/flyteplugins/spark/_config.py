@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from flyte import PodTemplate
+from flyte.extend import ConfigMeta
 
 _MEMORY = re.compile(r"^\d+[kmgtp]?b?$", re.IGNORECASE)
 _LOCAL_MASTER = re.compile(r"^local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?$")
@@ -34,6 +35,9 @@ def check_string_map(owner: str, field: str, value: Any) -> None:
     for key, item in value.items():
         if not isinstance(key, str) or not key.strip():
             raise TypeError(f"{owner}.{field}: keys must be non-empty strings, got {key!r}")
+        if item is None:
+            raise TypeError(f"{owner}.{field}[{key!r}]: expected a string value, got None; to keep Spark's default, "
+                            "leave the key out")
         if not isinstance(item, str):
             raise TypeError(
                 f"{owner}.{field}[{key!r}]: expected a string value, got {type(item).__name__} {item!r}; "
@@ -74,7 +78,7 @@ def check_spark_conf(owner: str, conf: dict[str, str]) -> None:
         check_master(owner, conf["spark.master"].strip())
 
 
-class Spark(msgspec.Struct, frozen=True, kw_only=True):
+class Spark(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """Run a task with a SparkSession, given to it as ``flyte.ctx().data["spark_session"]``.
 
     - ``spark_conf``: Spark settings, every one applied. ``spark.master`` picks the tier: unset means an embedded
@@ -106,7 +110,7 @@ class Spark(msgspec.Struct, frozen=True, kw_only=True):
                 raise TypeError(f"Spark.{field}: expected flyte.PodTemplate or None, got {type(value).__name__}")
 
 
-class GenericSparkConf(msgspec.Struct, frozen=True, kw_only=True):
+class GenericSparkConf(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """Run a JVM Spark application with ``spark-submit``: ``main_class`` in the jar at ``applications_path``.
 
     ``spark_conf`` and ``hadoop_conf`` are passed as ``--conf`` (Hadoop settings as ``spark.hadoop.*``); without a

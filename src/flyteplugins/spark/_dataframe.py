@@ -5,7 +5,8 @@ A DataFrame lives in one session's JVM and cannot cross a task boundary as is. T
 The receiving Spark task may restart the session (other static settings) after its inputs were decoded, so its
 template re-reads any input DataFrame bound to another session (:func:`rebind`). Where no session is live (a plain
 task receiving a DataFrame after the engine stopped), decoding gives a :class:`ParquetDataFrame` that can be read
-with pandas or handed to a later Spark task.
+with pandas or handed to a later Spark task. A run's final output reaches the caller as a pandas DataFrame: the
+run's end stops the session it was bound to.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import uuid
 from typing import Any
 
-from flyte.extend import TypeEncoder, live_engine
+from flyte.extend import TypeEncoder, current_context, live_engine
 
 from ._errors import detach
 from ._session import ENGINE_KIND
@@ -71,6 +72,12 @@ def encode(frame: Any, raw_data_path: str) -> bytes:
 
 def decode(payload: bytes, raw_data_path: str) -> Any:
     path = payload.decode()
+    if current_context.get() is None:
+        # A run's own output, handed to code outside any task: the run stops its session (and removes the Parquet
+        # copy) as it ends, so a Spark DataFrame would be dead by the time it is used. The data as pandas is not.
+        import pandas as pd
+
+        return pd.read_parquet(path)
     session = _live_session()
     return ParquetDataFrame(path) if session is None else read(session, path)
 

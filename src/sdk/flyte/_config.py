@@ -46,7 +46,23 @@ Quantity = str | int | float
 QuantityOrRange = Quantity | tuple[Quantity, Quantity]
 
 
-class Resources(msgspec.Struct, frozen=True, kw_only=True):
+class ConfigMeta(type(msgspec.Struct)):  # type: ignore[misc]
+    """Metaclass of config structs: an unknown keyword names the class, the allowed fields and the likely one
+    (msgspec alone says only "Unexpected keyword argument")."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        fields = cls.__struct_fields__
+        unknown = [name for name in kwargs if name not in fields]
+        if unknown:
+            import difflib
+
+            hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, fields, 1))
+                     else repr(name) for name in unknown]
+            raise TypeError(f"{cls.__name__}(): unknown argument(s) {', '.join(hints)}; allowed: {', '.join(fields)}")
+        return super().__call__(*args, **kwargs)
+
+
+class Resources(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """What a task's container asks for. Each of cpu/memory/gpu/disk/shm is a quantity or a (request, limit) pair.
 
     ``Resources(cpu="2", memory="4Gi")`` requests and limits alike; ``Resources(cpu=("1", "2"))`` requests 1 and
@@ -110,7 +126,7 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
         return int(quantity_to_float(self.memory[1] if isinstance(self.memory, tuple) else self.memory))
 
 
-class PodTemplate(msgspec.Struct, frozen=True, kw_only=True):
+class PodTemplate(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """A Kubernetes pod spec as a plain dict (no kubernetes import), plus the primary container's name."""
 
     pod_spec: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -129,7 +145,7 @@ class PodTemplate(msgspec.Struct, frozen=True, kw_only=True):
                     raise TypeError(f"PodTemplate.{field}: keys and values must be strings, got {key!r}: {value!r}")
 
 
-class ReusePolicy(msgspec.Struct, frozen=True, kw_only=True):
+class ReusePolicy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """Keep task containers alive between calls (an actor environment)."""
 
     replicas: int | tuple[int, int] = 1
@@ -161,7 +177,7 @@ def to_seconds(field: str, value: int | float | timedelta | None) -> float | Non
     return seconds
 
 
-class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True):
+class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """Retry a failed call ``count`` more times, waiting ``backoff`` seconds, multiplied by ``backoff_factor`` each time.
 
     A timeout or cancellation is not retried; any other exception of the task is.
@@ -198,7 +214,7 @@ class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True):
         raise TypeError(f"retries: expected an int or a RetryStrategy, got {type(value).__name__}")
 
 
-class Timeout(msgspec.Struct, frozen=True, kw_only=True):
+class Timeout(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """How long one attempt may run (``max_runtime``) and, remotely, wait in a queue (``max_queued_time``).
 
     The attempt includes the plugin's ``pre``: a cold engine start (a JVM, a Ray head) counts against the limit."""
@@ -226,7 +242,7 @@ CacheMode = Literal["auto", "override", "disable"]
 _CACHE_MODES = ("auto", "override", "disable")
 
 
-class Cache(msgspec.Struct, frozen=True, kw_only=True):
+class Cache(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """Output caching. ``behavior="auto"`` keys the cache by task, code version and inputs; ``"override"`` always
     recomputes and stores; ``"disable"`` neither reads nor writes. ``version`` replaces the code hash."""
 
@@ -251,7 +267,7 @@ class Cache(msgspec.Struct, frozen=True, kw_only=True):
         raise TypeError(f"cache: expected one of {', '.join(_CACHE_MODES)} or a flyte.Cache, got {value!r}")
 
 
-class Secret(msgspec.Struct, frozen=True, kw_only=True):
+class Secret(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """A secret to mount: locally read from the environment variable ``as_env_var`` (default: ``key`` upper-cased)."""
 
     key: str
@@ -286,3 +302,51 @@ def normalize_secrets(value: Any) -> tuple[Secret, ...]:
             raise TypeError(f"secrets: expected str or flyte.Secret, got {type(item).__name__}")
         out.append(item)
     return tuple(out)
+
+
+# Kubernetes resource names the v1 ``requests``/``limits`` maps may use, and the Resources field each one maps to.
+_K8S_RESOURCES = {"cpu": "cpu", "memory": "memory", "ephemeral-storage": "disk", "nvidia.com/gpu": "gpu", "gpu": "gpu"}
+
+
+def check_resource_map(owner: str, field: str, value: dict[str, Any] | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise TypeError(f"{owner}.{field}: expected a dict such as {{'cpu': '1', 'memory': '2Gi'}}, "
+                        f"got {type(value).__name__}")
+    for key, quantity in value.items():
+        if key not in _K8S_RESOURCES:
+            raise ValueError(f"{owner}.{field}[{key!r}]: unknown resource; allowed: {', '.join(_K8S_RESOURCES)}")
+        if _K8S_RESOURCES[key] == "gpu":
+            if isinstance(quantity, bool) or not isinstance(quantity, (int, str)):
+                raise ValueError(f"{owner}.{field}[{key!r}]: expected a GPU count, got {quantity!r}")
+            continue
+        check_quantity(f"{owner}.{field}[{key!r}]", quantity)
+
+
+def resources_from_v1(owner: str, resources: Resources | None, requests: dict[str, Any] | None,
+                     limits: dict[str, Any] | None) -> Resources | None:
+    """One ``Resources`` from either spelling: ``resources=flyte.Resources(...)`` or flytekit's v1 ``requests``/``limits``
+    maps (Kubernetes names: cpu, memory, ephemeral-storage, nvidia.com/gpu). A resource in both maps becomes a (request, limit) pair."""
+    if resources is not None and not isinstance(resources, Resources):
+        raise TypeError(f"{owner}.resources: expected flyte.Resources, got {type(resources).__name__}")
+    check_resource_map(owner, "requests", requests)
+    check_resource_map(owner, "limits", limits)
+    if resources is not None and (requests or limits):
+        raise ValueError(f"{owner}: give resources=flyte.Resources(...) or the v1 requests=/limits= maps, not both")
+    if resources is not None or not (requests or limits):
+        return resources
+    fields: dict[str, Any] = {}
+    for key in dict.fromkeys([*(requests or {}), *(limits or {})]):
+        name = _K8S_RESOURCES[key]
+        request, limit = (requests or {}).get(key), (limits or {}).get(key)
+        if name in ("gpu", "disk"):
+            fields[name] = limit if limit is not None else request
+        elif request is not None and limit is not None and request != limit:
+            fields[name] = (request, limit)
+        else:
+            fields[name] = request if request is not None else limit
+    try:
+        return Resources(**fields)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{owner}: requests/limits do not form valid resources: {exc}") from None

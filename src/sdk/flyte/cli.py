@@ -4,17 +4,22 @@
     flyte run path/to/file.py TASK --help       # the task's parameters
     flyte run path/to/file.py                   # lists the file's tasks
 
-Parameters are parsed from the task's signature: int, float and str directly, bool as ``--flag/--no-flag``, and
-lists, dicts, dataclasses and msgspec Structs as JSON (validated against the annotation).
+Parameters are parsed from the task's signature: str, int, float, ``Path``, ``Optional[...]`` of those, string
+``Literal`` values and enums directly, bool as ``--flag/--no-flag``, untyped ones as JSON when the text is JSON (else as
+text), and lists, dicts, dataclasses and msgspec Structs as JSON (validated against the annotation). The run's own
+options (``--name``...) come before FILE; everything after it belongs to the task.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import inspect
 import json
 import sys
-from pathlib import Path
+import types
+import typing
+from pathlib import Path, PurePath
 from typing import Any
 
 import click
@@ -59,6 +64,54 @@ class _JsonOf(click.ParamType):
             self.fail(f"{value!r} is not valid JSON for {self.name}: {exc}", param, ctx)
 
 
+class _JsonOrText(click.ParamType):
+    """An untyped parameter: a JSON value when the text is one (``3``, ``[1, 2]``), else the text itself."""
+
+    name = "value"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+
+
+class _EnumOf(click.Choice):
+    def __init__(self, enum_type: type[enum.Enum]) -> None:
+        self.enum_type = enum_type
+        super().__init__([str(member.value) for member in enum_type])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, self.enum_type):
+            return value
+        chosen = super().convert(value, param, ctx)
+        return next(member for member in self.enum_type if str(member.value) == chosen)
+
+
+def _param_type(annotation: Any) -> click.ParamType:
+    """How the text of ``--param value`` becomes the parameter: text types as typed, the rest as JSON."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or (sys.version_info >= (3, 10) and origin is types.UnionType):
+        members = [member for member in typing.get_args(annotation) if member is not type(None)]
+        if len(members) == 1:  # Optional[X]: X (None stays the default)
+            return _param_type(members[0])
+    if origin is typing.Literal:
+        values = typing.get_args(annotation)
+        if all(isinstance(value, str) for value in values):
+            return click.Choice(values)
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return _JsonOrText()
+    if annotation in (str, int, float):
+        return {str: click.STRING, int: click.INT, float: click.FLOAT}[annotation]
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return click.Path(path_type=annotation)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _EnumOf(annotation)
+    return _JsonOf(annotation)
+
+
 def _option_for(name: str, annotation: Any, default: Any) -> click.Option:
     flag = "--" + name.replace("_", "-")
     required = default is inspect.Parameter.empty
@@ -67,8 +120,7 @@ def _option_for(name: str, annotation: Any, default: Any) -> click.Option:
         kwargs["default"] = default
     if annotation is bool:
         return click.Option([f"{flag}/--no-{name.replace('_', '-')}", name], **kwargs)
-    simple = {int: click.INT, float: click.FLOAT, str: click.STRING}
-    kwargs["type"] = simple.get(annotation) or _JsonOf(annotation)
+    kwargs["type"] = _param_type(annotation)
     return click.Option([flag, name], **kwargs)
 
 
@@ -106,7 +158,9 @@ def main() -> None:
     """Run Flyte tasks locally on the embedded engines."""
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+# Options after FILE belong to the task (a task parameter may be called --name too): allow_interspersed_args=False.
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": [],
+                                "allow_interspersed_args": False})
 @click.option("--name", help="Run name (default: generated).")
 @click.option("--raw-data-path", help="Where offloaded data goes (kept after the run).")
 @click.option("--quiet", "progress", flag_value="quiet", help="No progress output.")

@@ -9,7 +9,7 @@ from typing import Any
 
 from ._bundle import CodeBundle, build_bundle, install_bundle
 from ._codec import TypeEncoder, register_type_encoder
-from ._config import check_quantity, quantity_to_float
+from ._config import ConfigMeta, check_quantity, quantity_to_float, resources_from_v1
 from ._context import TaskContext, current_context
 from ._engines import acquire_engine, live_engine
 from ._procs import kill_processes_naming, processes_naming
@@ -21,6 +21,7 @@ __all__ = [
     "INTERRUPT_GRACE_S",
     "AsyncFunctionTaskTemplate",
     "CodeBundle",
+    "ConfigMeta",
     "TaskContext",
     "TaskPluginRegistry",
     "TaskTemplate",
@@ -38,6 +39,7 @@ __all__ = [
     "quantity_to_float",
     "register_type_encoder",
     "report_link",
+    "resources_from_v1",
     "run_blocking",
     "run_in_daemon_thread",
     "run_temp_dir",

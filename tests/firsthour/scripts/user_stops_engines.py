@@ -1,8 +1,9 @@
 """Tasks that shut their engine down themselves (Client().shutdown(), ray.shutdown()); the next task of the same
 run must get a working, correctly sized engine, not a dead or unmanaged one."""
-import flyte
 import ray
 from distributed import Client
+
+import flyte
 from flyteplugins.dask.task import Dask, WorkerGroup
 from flyteplugins.ray.task import RayJobConfig, WorkerNodeConfig
 
