@@ -49,6 +49,12 @@ def processes_marked(mark: str) -> list[str]:
     return found
 
 
+def _terminal_signals() -> None:
+    """SIGINT as a terminal's program has it. A test run started in the background by a non-interactive shell
+    inherits SIGINT ignored, and Python leaves an ignored SIGINT ignored: the script would never see Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_script(script: str, *, wait_for: str | None, delay: float, to_group: bool = True,
                      sig: int = signal.SIGINT, again_after: float | None = None, cwd: str | None = None,
                      limit: float = 60.0, leak_grace: float = 5.0) -> Outcome:
@@ -59,7 +65,7 @@ def interrupt_script(script: str, *, wait_for: str | None, delay: float, to_grou
     tmp = tempfile.mkdtemp(prefix="fi-", dir="/tmp")
     env = dict(os.environ, TMPDIR=tmp, FLYTE_PROGRESS="plain", PYTHONUNBUFFERED="1", **{LEAK_MARK: mark})
     proc = subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, cwd=cwd or tmp, start_new_session=True)
+                            env=env, cwd=cwd or tmp, start_new_session=True, preexec_fn=_terminal_signals)
     lines: list[str] = []
     seen = threading.Event()
 
