@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -175,73 +174,19 @@ def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngin
     if spec.python != sys.executable or "PYSPARK_PYTHON" not in os.environ:
         os.environ["PYSPARK_PYTHON"] = spec.python
 
-    output = _JvmOutput()
     try:
         for sub in ("warehouse", "tmp", "derby"):
             os.makedirs(os.path.join(scratch, sub), exist_ok=True)
-        conf = session_conf(spec, app_name, scratch)
-        _launch_gateway(conf, output)
         builder = SparkSession.builder
-        for key, value in conf.items():
+        for key, value in session_conf(spec, app_name, scratch).items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
     except BaseException:
         shutdown_gateway()
-        output.release(show_held=True)  # the JVM's own account of why it did not start
         raise
-    output.release(show_held=False)
     gateway = SparkContext._gateway
     return SparkEngine(session=session, spec=spec, scratch=scratch,
                        gateway_proc=getattr(gateway, "proc", None), ui_url=session.sparkContext.uiWebUrl)
-
-
-class _JvmOutput:
-    """The gateway JVM's stdout and stderr, forwarded to this process's stderr line by line, except that what it
-    prints while the session starts (incubator modules, loopback hostname, log4j profile, native-hadoop: about ten
-    lines at every start) is held back, and shown only if the start fails. ``FLYTE_ENGINE_LOGS=1`` shows it all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: list[str] | None = [] if os.environ.get("FLYTE_ENGINE_LOGS", "") in ("", "0") else None
-        read_end, self.write_end = os.pipe()  # ours before the JVM exists, so a failed launch is read too
-        self._done = threading.Event()
-        threading.Thread(target=self._pump, args=(os.fdopen(read_end, "rb"),), name="flyte-spark-jvm-output",
-                         daemon=True).start()
-
-    def _pump(self, stream: Any) -> None:
-        with stream:
-            for raw in iter(stream.readline, b""):
-                line = raw.decode(errors="replace")
-                with self._lock:
-                    if self._held is not None:
-                        self._held.append(line)
-                        continue
-                sys.stderr.write(line)
-        self._done.set()
-
-    def release(self, show_held: bool) -> None:
-        if show_held:  # a failed start: the JVM has exited or is being stopped; take all it said
-            self._done.wait(5)
-        with self._lock:
-            held, self._held = self._held or [], None
-        if show_held and held:
-            sys.stderr.write("".join(held))
-
-
-def _launch_gateway(conf: dict[str, str], output: _JvmOutput) -> None:
-    """Launch pyspark's gateway JVM with ``conf`` (what ``getOrCreate`` would launch) and its output going to
-    ``output``; ``getOrCreate`` then uses this gateway."""
-    from pyspark import SparkConf, SparkContext
-    from pyspark.java_gateway import launch_gateway
-
-    spark_conf = SparkConf(loadDefaults=False)
-    spark_conf.setAll(list(conf.items()))
-    try:
-        gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": output.write_end, "stderr": output.write_end})
-    finally:
-        os.close(output.write_end)  # the JVM has its own copy: the pipe ends when the JVM does
-    SparkContext._gateway = gateway
-    SparkContext._jvm = gateway.jvm
 
 
 def stop_session(engine: SparkEngine) -> None:

@@ -131,7 +131,11 @@ class EnginePool:
                 lease.engine.leases -= 1
 
     async def stop_for_run(self, run_name: str) -> None:
-        """Stop the engines used by ``run_name`` that no other live run uses."""
+        """Stop the engines used by ``run_name`` that no other live run uses. Runs to its end even when the run
+        is being cancelled (Ctrl-C, a notebook interrupt): that is when it matters most."""
+        await shielded(self._stop_for_run, run_name)
+
+    async def _stop_for_run(self, run_name: str) -> None:
         with self._mutex:
             for engine in self._engines.values():
                 engine.runs.discard(run_name)
