@@ -157,10 +157,14 @@ EXIT_SCRIPT = textwrap.dedent("""
 def test_interpreter_exit_stops_a_cluster_still_in_use(tmp_path):
     script, out = tmp_path / "hold.py", tmp_path / "engine.json"
     script.write_text(EXIT_SCRIPT)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
     done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=180,
-                          cwd=tmp_path)
+                          cwd=tmp_path, env={**os.environ, "TMPDIR": str(private_tmp)})
     assert done.returncode == 0, done.stderr[-3000:]
     engine = json.loads(out.read_text())
     assert wait_until(lambda: not port_open(engine["address"]), 10), "the scheduler outlived the interpreter"
     assert not os.path.exists(engine["dir"])
     assert_no_leaks()
+    # The run never closed (its thread died with the interpreter): its own dirs go at exit too.
+    assert not [entry.name for entry in private_tmp.iterdir() if not entry.name.startswith("pymp-")]

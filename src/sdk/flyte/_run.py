@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +13,17 @@ from typing import Any
 import msgspec
 
 from ._engines import pool
+
+# Temporary dirs of runs that have not closed. A run still going when the interpreter exits (started in a daemon
+# thread, say) never reaches close(): its dirs are removed at exit instead, like its engines.
+_unclosed_dirs: set[str] = set()
+
+
+@atexit.register
+def _remove_unclosed_dirs() -> None:
+    for path in list(_unclosed_dirs):
+        shutil.rmtree(path, ignore_errors=True)
+    _unclosed_dirs.clear()
 
 
 class Action:
@@ -85,6 +98,8 @@ class RunState:
 
             self._owned_tmp = tempfile.mkdtemp(prefix=f"flyte-{self.name}-")
             self.raw_data_path = self._owned_tmp
+            if not options.keep_raw_data:
+                _unclosed_dirs.add(self._owned_tmp)
         self.roots: list[Action] = []
         self._counter = itertools.count(1)
         self.started = time.monotonic()
@@ -117,11 +132,10 @@ class RunState:
 
             root = tempfile.mkdtemp(prefix=f"flyte-{self.name}-scratch-")
             self.scratch["__scratch_root__"] = root
+            _unclosed_dirs.add(root)
         return root
 
     async def close(self) -> None:
-        import shutil
-
         self.ended = time.monotonic()
         try:
             await pool.stop_for_run(self.name)
@@ -129,8 +143,10 @@ class RunState:
             root = self.scratch.get("__scratch_root__")
             if root:
                 shutil.rmtree(root, ignore_errors=True)
+                _unclosed_dirs.discard(root)
             if self._owned_tmp and not self.options.keep_raw_data:
                 shutil.rmtree(self._owned_tmp, ignore_errors=True)
+                _unclosed_dirs.discard(self._owned_tmp)
 
 
 class Run:
