@@ -79,3 +79,22 @@ def test_a_dataframe_returned_by_a_run_is_usable_after_the_run():
     outcome = run_script(os.path.join(SCRIPTS, "spark_returns_dataframe.py"), {"FLYTE_PROGRESS": "quiet"})
     assert _result(outcome) == "DataFrame 5 [0, 1, 2, 3, 4]"
 
+
+# Lines the JVM prints at every session start (issue 10.8).
+JVM_CHATTER = ("Using incubator modules", "log4j", "NativeCodeLoader", "resolves to a loopback address",
+               "Setting default log level")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_start_prints_no_jvm_chatter_unless_it_fails():
+    outcome = run_script(os.path.join(SCRIPTS, "spark_quiet.py"), {"FLYTE_PROGRESS": "quiet"})
+    assert _result(outcome) == "1000"
+    assert not [line for line in outcome.output.splitlines() if any(c in line for c in JVM_CHATTER)], outcome.output
+    assert "WORKER-SAYS-HI" in outcome.output  # after the start, the JVM's output passes through
+    shown = run_script(os.path.join(SCRIPTS, "spark_quiet.py"), {"FLYTE_PROGRESS": "quiet", "FLYTE_ENGINE_LOGS": "1"})
+    assert "NativeCodeLoader" in shown.output or "log4j" in shown.output, shown.output  # asked for: shown
+    failed = run_script(os.path.join(SCRIPTS, "spark_bad_jvm_option.py"), {"FLYTE_PROGRESS": "quiet"})
+    assert failed.returncode == 1
+    assert "Could not create the Java Virtual Machine" in failed.output, failed.output  # the JVM's own words
+    assert not failed.leftover_processes and not failed.leftover_files

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -43,6 +44,22 @@ _STATIC_SQL_KEYS = frozenset({
     "spark.sql.hive.thriftServer.singleSession", "spark.sql.cache.serializer",
 })
 _STATIC_SQL_PREFIXES = ("spark.sql.hive.", "spark.sql.streaming.ui.", "spark.sql.catalog.spark_catalog.default")
+
+
+# Settings the gateway JVM is launched with (spark-submit and the JVM itself read them): changing one needs a new JVM.
+# Every other static setting is read when a SparkContext starts, so a new context in the same JVM takes it: that is
+# how an override that changes only executors or parallelism resizes in a second instead of a cold start. Hadoop
+# settings count as JVM-wide, since Hadoop caches FileSystem objects per JVM.
+_JVM_KEYS = frozenset({
+    "spark.driver.memory", "spark.driver.extraJavaOptions", "spark.driver.defaultJavaOptions",
+    "spark.driver.extraClassPath", "spark.driver.extraLibraryPath", "spark.driver.userClassPathFirst",
+})
+_JVM_PREFIXES = ("spark.jars", "spark.submit.", "spark.files", "spark.archives", "spark.kerberos.", "spark.hadoop.")
+
+
+def is_jvm_key(key: str) -> bool:
+    """Whether ``key`` is fixed when the gateway JVM is launched."""
+    return key in _JVM_KEYS or key.startswith(_JVM_PREFIXES)
 
 
 def is_runtime_key(key: str) -> bool:
@@ -110,6 +127,17 @@ class SparkEngine:
         return getattr(self.session.sparkContext, "_jsc", None) is None
 
 
+def resizable(live: SessionSpec, wanted: SessionSpec) -> bool:
+    """Whether a session started to ``live`` can become one for ``wanted`` with a new SparkContext in its JVM:
+    both local, same JVM settings, same Python for the workers, same Hadoop settings."""
+
+    def jvm_part(spec: SessionSpec) -> tuple[Any, ...]:
+        return (spec.python, spec.hadoop_conf, tuple(item for item in spec.static_conf if is_jvm_key(item[0])))
+
+    return (live.master.startswith("local") and wanted.master.startswith("local")
+            and jvm_part(live) == jvm_part(wanted))
+
+
 def session_conf(spec: SessionSpec, app_name: str, scratch: str) -> dict[str, str]:
     """Every setting the session starts with: ours first (scratch dirs, quiet logs), the user's on top.
 
@@ -159,7 +187,6 @@ def start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngine
 def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngine:
     java_executable()  # fail with a clear message before pyspark waits for a gateway that never comes
     from pyspark import SparkContext
-    from pyspark.sql import SparkSession
 
     if SparkContext._active_spark_context is not None:
         raise RuntimeError(
@@ -174,19 +201,111 @@ def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngin
     if spec.python != sys.executable or "PYSPARK_PYTHON" not in os.environ:
         os.environ["PYSPARK_PYTHON"] = spec.python
 
+    output: _JvmOutput | None = None
     try:
         for sub in ("warehouse", "tmp", "derby"):
             os.makedirs(os.path.join(scratch, sub), exist_ok=True)
-        builder = SparkSession.builder
-        for key, value in session_conf(spec, app_name, scratch).items():
-            builder = builder.config(key, value)
-        session = builder.getOrCreate()
+        conf = session_conf(spec, app_name, scratch)
+        output = _JvmOutput()
+        _launch_gateway(conf, output)
+        session = _new_session(conf)
     except BaseException:
         shutdown_gateway()
+        if output is not None:
+            output.release(show_held=True)  # the JVM's own account of why it did not start
         raise
+    output.release(show_held=False)
     gateway = SparkContext._gateway
     return SparkEngine(session=session, spec=spec, scratch=scratch,
                        gateway_proc=getattr(gateway, "proc", None), ui_url=session.sparkContext.uiWebUrl)
+
+
+def resize_session(engine: SparkEngine, spec: SessionSpec, app_name: str) -> SparkEngine:
+    """Stop ``engine``'s SparkContext and start one to ``spec`` in the same JVM (blocking). ``spec`` must be
+    :func:`resizable` from ``engine.spec``. If that fails the whole engine is stopped."""
+    try:
+        engine.session.stop()
+        session = _new_session(session_conf(spec, app_name, engine.scratch))
+    except BaseException:
+        stop_session(engine)
+        raise
+    return SparkEngine(session=session, spec=spec, scratch=engine.scratch, gateway_proc=engine.gateway_proc,
+                       ui_url=session.sparkContext.uiWebUrl)
+
+
+def _new_session(conf: dict[str, str]) -> Any:
+    """A SparkSession with exactly ``conf`` on the running gateway JVM."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+class _JvmOutput:
+    """The gateway JVM's stdout and stderr, passed on to this process's file descriptor 2 (where they went when the
+    JVM inherited it), except that what it prints while the session starts (incubator modules, loopback hostname,
+    log4j profile, native-hadoop: about ten lines at every start) is held back and shown only if the start fails.
+    ``FLYTE_ENGINE_LOGS=1`` shows it all.
+
+    The pump must keep draining whatever happens: the JVM and the Python workers it forks block once the pipe is full.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: list[bytes] | None = [] if os.environ.get("FLYTE_ENGINE_LOGS", "") in ("", "0") else None
+        read_end, self.write_end = os.pipe()  # ours before the JVM exists, so a failed launch is read too
+        self._done = threading.Event()
+        threading.Thread(target=self._pump, args=(read_end,), name="flyte-spark-jvm-output", daemon=True).start()
+
+    def _pump(self, read_end: int) -> None:
+        try:
+            with os.fdopen(read_end, "rb") as stream:
+                for line in iter(stream.readline, b""):
+                    with self._lock:
+                        if self._held is not None:
+                            self._held.append(line)
+                            continue
+                    _write_stderr(line)
+        except Exception:  # noqa: BLE001 - nowhere to report it; the pipe's end closing ends the JVM's output too
+            pass
+        finally:
+            self._done.set()
+
+    def release(self, show_held: bool) -> None:
+        if show_held:  # a failed start: the JVM has exited or is being stopped; take all it said
+            self._done.wait(5)
+        with self._lock:
+            held, self._held = self._held or [], None
+        if show_held and held:
+            _write_stderr(b"".join(held))
+
+
+def _write_stderr(data: bytes) -> None:
+    """Write to fd 2, never raising: a closed or full stderr must not stop the pump."""
+    try:
+        while data:
+            data = data[os.write(2, data):]
+    except OSError:
+        pass
+
+
+def _launch_gateway(conf: dict[str, str], output: _JvmOutput) -> None:
+    """Launch pyspark's gateway JVM with the JVM-level part of ``conf`` and its output going to ``output``;
+    ``getOrCreate`` then uses this gateway. The rest of ``conf`` goes to each SparkContext, not to the JVM's system
+    properties, where a later context in the same JVM would inherit settings it was not asked for."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    spark_conf = SparkConf(loadDefaults=False)
+    spark_conf.setAll([(key, value) for key, value in conf.items() if is_jvm_key(key)])
+    try:
+        gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": output.write_end, "stderr": output.write_end})
+    finally:
+        os.close(output.write_end)  # the JVM has its own copy: the pipe ends when the JVM does
+    SparkContext._gateway = gateway
+    SparkContext._jvm = gateway.jvm
 
 
 def stop_session(engine: SparkEngine) -> None:
