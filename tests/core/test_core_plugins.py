@@ -332,3 +332,86 @@ def test_a_dead_engine_is_replaced_not_reused():
     STOPS.clear()
     assert flyte.run(mortal_driver).outputs() == [1, 1, 2, 2]
     assert len(STARTS) == 2 and sorted(STOPS) == [1, 2]
+
+
+class Scalable(msgspec.Struct, frozen=True, kw_only=True):
+    """A toy engine that can change its size in place, but not its family."""
+
+    size: int = 1
+    family: str = "a"
+    resize_fails: bool = False
+    resize_hangs: bool = False
+
+
+RESIZES: list[tuple[int, int]] = []
+
+
+class ScalableTask(AsyncFunctionTaskTemplate):
+    task_type = "scalable"
+
+    async def pre(self, *args, **kwargs) -> dict:
+        config = self.plugin_config
+
+        async def start():
+            STARTS.append(config.size)
+            return {"size": config.size, "family": config.family}
+
+        def stop(handle):
+            STOPS.append(handle["size"])
+
+        async def resize(handle, spec):
+            RESIZES.append((handle["size"], spec[0]))
+            try:
+                if config.resize_fails:
+                    raise RuntimeError("the engine refused the new size")
+                if config.resize_hangs:
+                    await asyncio.sleep(60)
+            except BaseException:
+                stop(handle)  # the contract: a failed or cancelled resize takes its engine down
+                raise
+            return {**handle, "size": spec[0]}
+
+        handle = await acquire_engine("scalable", (config.size, config.family), start, stop,
+                                      resizable=lambda live, wanted: live[1] == wanted[1], resize=resize)
+        return {"engine": dict(handle)}
+
+
+TaskPluginRegistry.register(Scalable, ScalableTask)
+scalable_env = flyte.TaskEnvironment(name="scalable", plugin_config=Scalable())
+
+
+@scalable_env.task
+async def scalable_size() -> int:
+    return flyte.ctx().data["engine"]["size"]
+
+
+@flyte.TaskEnvironment(name="scalable_driver").task
+async def scalable_driver() -> list:
+    def sized(**fields):
+        return scalable_size.override(plugin_config=Scalable(**fields))
+
+    seen: list = [await scalable_size(), await sized(size=3)(), await sized(size=2)()]
+    seen.append(await sized(size=2, family="b")())  # another family: a restart
+    try:
+        await sized(size=4, family="b", resize_fails=True)()
+    except RuntimeError as exc:
+        seen.append(str(exc))
+    seen.append(await sized(size=4, family="b")())  # the failed engine is gone: a cold start
+    try:
+        await sized(size=5, family="b", resize_hangs=True).override(timeout=0.3)()
+    except TimeoutError:
+        seen.append("timed out")
+    seen.append(await sized(size=6, family="b")())  # the abandoned resize's engine is gone too: a cold start
+    return seen
+
+
+def test_an_engine_is_resized_in_place_when_the_plugin_can():
+    STARTS.clear()
+    STOPS.clear()
+    RESIZES.clear()
+    assert flyte.run(scalable_driver).outputs() == [1, 3, 2, 2, "the engine refused the new size", 4, "timed out", 6]
+    assert RESIZES == [(1, 3), (3, 2), (2, 4), (4, 5)]
+    assert STARTS == [1, 2, 4, 6]
+    # family a stopped for family b; the failed and the timed-out resizes stopped theirs; the last one at run end.
+    assert STOPS == [2, 2, 4, 6]
+    assert live_engine("scalable") is None

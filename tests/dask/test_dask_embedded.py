@@ -49,6 +49,11 @@ small_env = flyte.TaskEnvironment(name="dask_small", plugin_config=ONE_WORKER)
 driver_env = flyte.TaskEnvironment(name="dask_driver")
 
 
+def _seed_shape(workers: int) -> Dask:
+    return Dask(scheduler=Scheduler(resources=flyte.Resources(cpu="1", memory="2Gi")),
+                workers=WorkerGroup(number_of_workers=workers, resources=flyte.Resources(cpu="2", memory="4Gi")))
+
+
 def observe(client: Client, module_name: str) -> dict:
     """What a task body sees of its cluster."""
     workers = client.scheduler_info()["workers"]
@@ -100,6 +105,9 @@ async def scenario(module_name: str) -> dict:
     out["sync"] = await sync_body(module_name)
     out["late"] = await late_joiner(module_name)
     out["seed"] = await dask_task(module_name)  # 3 workers: the 1-worker cluster must be replaced
+    # Only the worker count differs from the seed's config: the live cluster is scaled, down and up again.
+    out["two"] = await dask_task.override(plugin_config=_seed_shape(2))(module_name)
+    out["three"] = await dask_task(module_name)
     first = out["first"]
     out["old_port_open"] = port_open(first["address"])
     out["old_workers_alive"] = [pid for pid in first["worker_pids"] if psutil.pid_exists(pid)
@@ -129,6 +137,16 @@ def test_override_to_one_worker_changes_the_count_and_the_cluster(observed):
     assert observed["first"]["workers"] == 1
     assert observed["first"]["threads"] == [1] and observed["first"]["memory"] == [2**30]  # v1 requests spelling
     assert observed["seed"]["address"] != observed["first"]["address"]
+
+
+def test_a_worker_count_change_scales_the_live_cluster(observed):
+    seed, two, three = observed["seed"], observed["two"], observed["three"]
+    assert seed["address"] == two["address"] == three["address"]  # the same scheduler throughout
+    assert (two["workers"], three["workers"]) == (2, 3)
+    assert set(two["worker_pids"]) < set(seed["worker_pids"])  # one retired, the others kept
+    assert set(two["worker_pids"]) < set(three["worker_pids"])
+    assert len(three["bundle_files"]) == 3 and three["tripled"] == 42  # the newcomer has the code bundle
+    assert three["threads"] == [2, 2, 2] and three["memory"] == [4 * 2**30] * 3
 
 
 def test_resize_stopped_the_smaller_cluster(observed):

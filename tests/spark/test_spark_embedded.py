@@ -17,12 +17,16 @@ from flyteplugins.spark.task import PysparkFunctionTask, Spark
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 STATIC = {"spark.flyte.test.marker": "static-m1", "spark.driver.memory": "768m", "spark.ui.port": "4140"}
-MAIN = Spark(spark_conf={**STATIC, "spark.executor.instances": "2", "spark.sql.shuffle.partitions": "7"},
+MAIN = Spark(spark_conf={**STATIC, "spark.executor.instances": "2", "spark.sql.shuffle.partitions": "7",
+                         "spark.flyte.test.only_main": "yes"},
              hadoop_conf={"fs.flyte.test.key": "hadoop-v1"})
 ONE = Spark(spark_conf={**STATIC, "spark.executor.instances": "1"}, hadoop_conf={"fs.flyte.test.key": "hadoop-v1"})
 # Same static settings as MAIN, other runtime settings: must share MAIN's session.
-MAIN_NO_RUNTIME = Spark(spark_conf={**STATIC, "spark.executor.instances": "2"},
+MAIN_NO_RUNTIME = Spark(spark_conf={**STATIC, "spark.executor.instances": "2", "spark.flyte.test.only_main": "yes"},
                         hadoop_conf={"fs.flyte.test.key": "hadoop-v1"})
+# Another driver memory: a JVM-level setting, so a new JVM.
+OTHER_JVM = Spark(spark_conf={**STATIC, "spark.driver.memory": "640m", "spark.executor.instances": "1"},
+                  hadoop_conf={"fs.flyte.test.key": "hadoop-v1"})
 
 spark_env = flyte.TaskEnvironment(name="spark_embedded", plugin_config=MAIN)
 driver_env = flyte.TaskEnvironment(name="spark_driver")
@@ -89,7 +93,9 @@ def conf_probe() -> dict:
     session = flyte.ctx().data["spark_session"]
     sc = session.sparkContext
     return {"instances": session.conf.get("spark.executor.instances"), "parallelism": sc.defaultParallelism,
-            "master": sc.master, "app_id": sc.applicationId}
+            "master": sc.master, "app_id": sc.applicationId, "jvm_pid": sc._jvm.java.lang.ProcessHandle.current().pid(),
+            "only_main": sc.getConf().get("spark.flyte.test.only_main", None),
+            "driver_memory": sc.getConf().get("spark.driver.memory")}
 
 
 @driver_env.task
@@ -106,6 +112,7 @@ async def driver() -> dict:
     results["restored"] = await runtime_conf_restored.override(plugin_config=MAIN_NO_RUNTIME)()
     results["sum_same_session"] = await sum_frame(await make_frame(5))
     results["concurrent"] = await asyncio.gather(sum_frame(frame), sum_frame(frame), conf_probe())
+    results["other_jvm"] = await conf_probe.override(plugin_config=OTHER_JVM)()
     results["first_app"] = first_app
     return results
 
@@ -152,6 +159,14 @@ def test_executor_count_override_resizes_the_session(out):
     assert (one["instances"], one["master"], one["parallelism"]) == ("1", "local[1]", 1)
     assert (two["instances"], two["master"], two["parallelism"]) == ("2", f"local[{min(2, cores)}]", min(2, cores))
     assert len({out["first_app"], one["app_id"], two["app_id"]}) == 3  # each resize is a fresh SparkContext
+
+
+def test_a_resize_keeps_the_jvm_and_takes_only_the_new_settings(out):
+    one, two, other = out["probe_1"], out["probe_2"], out["other_jvm"]
+    assert one["jvm_pid"] == two["jvm_pid"], "executors alone changed: the JVM must be kept (a new SparkContext)"
+    # The JVM started for MAIN; ONE lacks MAIN's extra key, and must not inherit it from the JVM.
+    assert (two["only_main"], one["only_main"]) == ("yes", None)
+    assert other["jvm_pid"] != two["jvm_pid"] and other["driver_memory"] == "640m"  # a JVM setting: a new JVM
 
 
 def test_every_conf_entry_and_hadoop_conf_applied(out):

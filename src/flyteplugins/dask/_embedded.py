@@ -83,6 +83,36 @@ def _start_blocking(spec: EmbeddedSpec) -> DaskEngine:
         raise
 
 
+def resizable(live: EmbeddedSpec, wanted: EmbeddedSpec) -> bool:
+    """Only the number of workers differs: the live cluster is scaled instead of restarted."""
+    return live._replace(workers=wanted.workers) == wanted
+
+
+async def resize_embedded(engine: DaskEngine, spec: EmbeddedSpec) -> DaskEngine:
+    return await run_blocking(_resize_blocking, engine, spec, name="flyte-dask-resize")
+
+
+def _resize_blocking(engine: DaskEngine, spec: EmbeddedSpec) -> DaskEngine:
+    """Scale the cluster to ``spec.workers`` and wait until exactly that many workers are up; on failure the whole
+    cluster is stopped (the pool forgets it)."""
+    import time
+
+    try:
+        engine.cluster.scale(spec.workers)
+        deadline = time.monotonic() + _WORKER_START_TIMEOUT_S
+        # wait_for_workers waits for at least n; a scale-down retires workers gracefully, which takes a moment.
+        while len(engine.client.scheduler_info(n_workers=-1)["workers"]) != spec.workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Dask: the cluster did not reach {spec.workers} workers within "
+                                   f"{_WORKER_START_TIMEOUT_S}s")
+            time.sleep(0.02)
+        engine.worker_pids = tuple(pid for pid in (w.pid for w in engine.cluster.workers.values()) if pid)
+    except BaseException:
+        stop_embedded(engine)
+        raise
+    return engine
+
+
 def stop_embedded(engine: DaskEngine) -> None:
     """Close the task clients, the client and the cluster; kill any worker process that survived; remove scratch."""
     timeout = CLOSE_TIMEOUT_S if engine.is_alive() else DEAD_CLOSE_TIMEOUT_S

@@ -52,7 +52,7 @@ class DaskTask(AsyncFunctionTaskTemplate):
 
     async def pre(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         from ._attach import start_attached, stop_attached
-        from ._embedded import start_embedded, stop_embedded
+        from ._embedded import resizable, resize_embedded, start_embedded, stop_embedded
 
         config: Dask = self.plugin_config
         bundle_box: dict[str, Any] = {}
@@ -75,7 +75,8 @@ class DaskTask(AsyncFunctionTaskTemplate):
                 else:
                     spec = config.embedded_spec()
                     engine = await acquire_engine(EMBEDDED_ENGINE, spec, functools.partial(start_embedded, spec),
-                                                  stop_embedded, alive=DaskEngine.is_alive)
+                                                  stop_embedded, alive=DaskEngine.is_alive, resizable=resizable,
+                                                  resize=resize_embedded)
             except Exception as exc:
                 failure = exc
                 group.cancel_scope.cancel()

@@ -46,9 +46,12 @@ from ._runtime import JavaNotFoundError
 from ._session import (
     ENGINE_KIND,
     SessionPlan,
+    SessionSpec,
     SparkEngine,
     abort_start,
     new_scratch_dir,
+    resizable,
+    resize_session,
     start_session,
     stop_session,
 )
@@ -99,9 +102,15 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
             return await run_blocking(start_session, spec, app_name, scratch, interrupt=lambda: abort_start(scratch),
                                       discard=stop_session, name="flyte-spark-start")
 
+        async def resize(live: SparkEngine, wanted: SessionSpec) -> SparkEngine:
+            # Cancelled half-way, the thread finishes on its own and a context it still made is stopped.
+            return await run_blocking(resize_session, live, wanted, app_name, discard=stop_session,
+                                      name="flyte-spark-resize")
+
         # A session user code stopped (spark.stop()) is not alive: the pool starts a fresh one.
         engine: SparkEngine = await acquire_engine(ENGINE_KIND, spec, start, stop_session,
-                                                   alive=lambda live: not live.stopped)
+                                                   alive=lambda live: not live.stopped,
+                                                   resizable=resizable, resize=resize)
         data: dict[str, Any] = {SESSION_KEY: engine.session, _ENGINE_KEY: engine, _TAG_KEY: _job_tag()}
         if plan.runtime_conf:
             data[_RESTORE_KEY] = _apply_runtime_conf(engine.session, plan.runtime_conf)

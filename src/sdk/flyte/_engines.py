@@ -6,7 +6,9 @@ must look like, and ``start``/``stop`` callables. The pool then:
 
 - reuses the live engine when its spec equals the requested one and it is still alive (warm calls cost a dict
   lookup);
-- otherwise waits until no call holds the engine, stops it and starts one to the new spec (an override resizes);
+- otherwise waits until no call holds the engine, then changes it in place when the plugin says a live engine can
+  take the new spec (``resizable``/``resize``: a Spark context in the same JVM, a Dask cluster scaled), else stops it
+  and starts one to the new spec (an override resizes);
 - releases the call's lease when the call ends however it ends (return, raise, timeout, cancellation): the controller
   calls :func:`release_call_leases` in a cancellation-shielded ``finally``;
 - stops every engine a run used when that run ends, and whatever is left at interpreter exit.
@@ -48,7 +50,7 @@ class _Engine:
         self.alive: Callable[[Any], bool] | None = None
         self.leases = 0
         self.runs: set[str] = set()
-        self.state = "starting"  # starting -> ready -> stopping
+        self.state = "starting"  # starting -> ready (<-> resizing) -> stopping
 
 
 class EngineLease:
@@ -72,13 +74,16 @@ class EnginePool:
             return (engine.spec, engine.handle) if engine and engine.state == "ready" else None
 
     async def acquire(self, kind: str, spec: Hashable, start: Callable[[], Awaitable[H]],
-                      stop: Callable[[H], None], alive: Callable[[H], bool] | None = None) -> H:
+                      stop: Callable[[H], None], alive: Callable[[H], bool] | None = None,
+                      resizable: Callable[[Hashable, Hashable], bool] | None = None,
+                      resize: Callable[[H, Hashable], Awaitable[H]] | None = None) -> H:
         context = current_context.get()
         if context is None:
             raise RuntimeError("acquire_engine() is for a task template's pre(); no task is running")
         run_name = context.run.name
         while True:
             to_stop: _Engine | None = None
+            to_resize: _Engine | None = None
             with self._mutex:
                 engine = self._engines.get(kind)
                 if engine is None:
@@ -92,14 +97,22 @@ class EnginePool:
                     context.leases.append(EngineLease(engine))
                     return engine.handle  # type: ignore[no-any-return]
                 if engine.state == "ready" and engine.leases == 0:
-                    engine.state = "stopping"
-                    to_stop = engine
+                    if usable and resize is not None and resizable is not None and resizable(engine.spec, spec):
+                        engine.state = "resizing"
+                        to_resize = engine
+                    else:
+                        engine.state = "stopping"
+                        to_stop = engine
                 elif _held_by_ancestor(context, engine):
                     raise RuntimeError(
                         f"a task needs the {kind} engine with other settings while its caller "
                         f"{_holder_name(context, engine)} holds the running one: it cannot be restarted under its "
                         "caller. Call the two tasks one after the other from a task that uses no such engine."
                     )
+            if to_resize is not None:
+                assert resize is not None
+                log.info("resizing the %s engine in place", kind)
+                return await self._resize(to_resize, spec, resize, context)
             if to_stop is not None:
                 log.info("restarting %s engine: spec changed", kind)
                 await self._stop(to_stop)
@@ -121,6 +134,26 @@ class EnginePool:
             engine.state = "ready"
             engine.leases = 1
             engine.runs.add(run_name)
+        context.leases.append(EngineLease(engine))
+        return handle
+
+    async def _resize(self, engine: _Engine, spec: Hashable, resize: Callable[[H, Hashable], Awaitable[H]],
+                      context: Any) -> H:
+        # Like a start, not shielded: timeouts and Ctrl-C cover it. A resize that fails or is cancelled has taken
+        # its engine down itself (the contract of ``resize``), so the pool only forgets it.
+        try:
+            handle = await resize(engine.handle, spec)
+        except BaseException:
+            with self._mutex:
+                if self._engines.get(engine.kind) is engine:
+                    del self._engines[engine.kind]
+            raise
+        with self._mutex:
+            engine.handle = handle
+            engine.spec = spec
+            engine.state = "ready"
+            engine.leases = 1
+            engine.runs.add(context.run.name)
         context.leases.append(EngineLease(engine))
         return handle
 
@@ -214,17 +247,24 @@ atexit.register(pool.stop_all_now)
 
 
 async def acquire_engine(kind: str, spec: Hashable, start: Callable[[], Awaitable[H]], stop: Callable[[H], None],
-                         alive: Callable[[H], bool] | None = None) -> H:
+                         alive: Callable[[H], bool] | None = None,
+                         resizable: Callable[[Hashable, Hashable], bool] | None = None,
+                         resize: Callable[[H, Hashable], Awaitable[H]] | None = None) -> H:
     """Lease the process's ``kind`` engine, (re)starting it to ``spec`` when needed. See the module docstring.
 
     ``alive(handle)``, when given, is asked before a live engine is reused: an engine that died or was stopped by
     user code (``spark.stop()``) is replaced rather than handed out again.
 
+    ``resizable(live_spec, spec)`` says whether the live engine, unused at that moment, can be changed to ``spec``
+    without a restart; if so ``resize(handle, spec)`` is awaited instead of stop + start and returns the handle to
+    use from then on (the same object or a new one). A resize that raises or is cancelled must leave nothing
+    running: it stops the engine itself.
+
     ``start`` is awaited (put blocking work in ``anyio.to_thread.run_sync``); ``stop`` is a plain callable, run in a
     worker thread, or directly at interpreter exit. The lease ends with the calling task; the engine lives on for
     later compatible calls of the same run and is stopped when the run ends.
     """
-    return await pool.acquire(kind, spec, start, stop, alive)
+    return await pool.acquire(kind, spec, start, stop, alive, resizable, resize)
 
 
 def live_engine(kind: str) -> tuple[Hashable, Any] | None:
