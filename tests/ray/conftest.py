@@ -71,7 +71,13 @@ def still_running(procs: list[tuple[int, float]], wait_s: float = 15.0) -> list[
 
 
 def ray_temp_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "flyte-ray-*"))) | set(glob.glob("/tmp/flyte-ray-*"))
+    """Ray instances' temp dirs, and multiprocessing's ``pymp-*`` dirs but this process's own (Ray's dashboard
+    leaves one when it is killed, unless its TMPDIR is inside the instance's temp dir)."""
+    import multiprocessing
+
+    own = multiprocessing.current_process()._config.get("tempdir")
+    pymp = {d for base in {tempfile.gettempdir(), "/tmp"} for d in glob.glob(os.path.join(base, "pymp-*")) if d != own}
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "flyte-ray-*"))) | set(glob.glob("/tmp/flyte-ray-*")) | pymp
 
 
 class LeakCheck:

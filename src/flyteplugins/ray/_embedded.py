@@ -11,6 +11,7 @@ the run's loop is on the main thread we install the same handler there, so a ter
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import inspect
 import json
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +85,8 @@ class _Owner:
         import ray
 
         try:
-            context = ray.init(**_init_kwargs(self.spec, temp_dir))
+            with _children_temp_dir(os.path.join(temp_dir, "tmp")):
+                context = ray.init(**_init_kwargs(self.spec, temp_dir))
             with self._abort_lock:  # from here on no abort may land: one still pending is withdrawn
                 self._init_done = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
@@ -150,6 +153,25 @@ class _Owner:
             self.stop_requested.set()
             self.stopped.wait(_HARD_ABORT_S)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _children_temp_dir(path: str) -> Iterator[None]:
+    """Ray's processes (GCS, raylet, dashboard, and the workers the raylet starts) take their environment from this
+    process when ``ray.init`` launches them: pointing their TMPDIR into the instance's temp dir makes what they leave
+    there when they are killed (the dashboard's multiprocessing ``pymp-*`` dirs) go with it. This process's own temp
+    dir is unaffected (``tempfile`` has resolved it already)."""
+    tempfile.gettempdir()
+    os.makedirs(path, exist_ok=True)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = path
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
 
 
 class _StartAborted(BaseException):
