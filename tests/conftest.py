@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
 # Progress lines would interleave with pytest's output; tests that check progress ask for it explicitly.
 os.environ.setdefault("FLYTE_PROGRESS", "quiet")
+# Run records (summary pages, reports) of the test session's runs, and of the scripts it starts, go here, not to the
+# user's data dir; removed at the end of the session.
+_RUN_RECORDS = tempfile.mkdtemp(prefix="runrecords-")
+os.environ["FLYTE_RUNS_DIR"] = _RUN_RECORDS
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_RUN_RECORDS, ignore_errors=True)
 
 
 @pytest.fixture

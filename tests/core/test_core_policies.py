@@ -114,9 +114,9 @@ def test_cache_disabled_by_override(cache_dir):
 
 def test_cache_version_is_part_of_the_key(cache_dir):
     BODY_RUNS.clear()
-    flyte.run(cached_square.override(cache=flyte.Cache(behavior="auto", version="1")), x=2)
-    flyte.run(cached_square.override(cache=flyte.Cache(behavior="auto", version="2")), x=2)
-    flyte.run(cached_square.override(cache=flyte.Cache(behavior="auto", version="2")), x=2)
+    flyte.run(cached_square.override(cache=flyte.Cache("override", version_override="1")), x=2)
+    flyte.run(cached_square.override(cache=flyte.Cache("override", version_override="2")), x=2)
+    flyte.run(cached_square.override(cache=flyte.Cache("override", version_override="2")), x=2)
     assert BODY_RUNS == [2, 2]
 
 
@@ -130,7 +130,7 @@ def test_cache_version_is_part_of_the_key(cache_dir):
         (lambda: flyte.ReusePolicy(concurrency=0), "ReusePolicy.concurrency"),
         (lambda: flyte.RetryStrategy(count=-1), "RetryStrategy.count"),
         (lambda: flyte.Timeout(max_runtime=-5), "Timeout.max_runtime"),
-        (lambda: flyte.Cache(behavior="sometimes"), "cache: 'sometimes' is not one of auto, override, disable"),
+        (lambda: flyte.Cache("sometimes"), "Cache.behavior: 'sometimes' is not one of auto, override, disable"),
         (lambda: flyte.PodTemplate(pod_spec="nope"), "PodTemplate.pod_spec"),
         (lambda: flyte.TaskEnvironment(name="bad name!"), "TaskEnvironment.name"),
         (lambda: flyte.TaskEnvironment(name="e", env_vars={"A": 1}), "TaskEnvironment.env_vars"),

@@ -18,10 +18,24 @@ kubernetes_asyncio) load when a plugin's task runs, rich when progress is first 
 
 from __future__ import annotations
 
-from . import errors
-from ._config import Cache, PodTemplate, Resources, RetryStrategy, ReusePolicy, Secret, Timeout
+from . import errors, report
+from ._config import Backoff, Cache, PodTemplate, Resources, RetryStrategy, ReusePolicy, Secret, Timeout
 from ._context import TaskContext, ctx
+from ._devices import AMD_GPU, APPLE_SILICON, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron
 from ._environment import TaskEnvironment
+from ._grouping import custom_context, get_custom_context, group, trace
+from ._initialize import (
+    current_domain,
+    current_project,
+    init,
+    init_from_api_key,
+    init_from_config,
+    init_in_cluster,
+    init_passthrough,
+    is_control_plane_available,
+    logger,
+    system_logger,
+)
 from ._map import map
 from ._run import Action, Run
 from ._runner import RunContext, run, with_runcontext
@@ -29,9 +43,24 @@ from ._task import TaskTemplate
 
 __version__ = "0.1.0"
 
+
+def version() -> str:
+    """This SDK's version."""
+    return __version__
+
+
 __all__ = [
+    "AMD_GPU",
+    "APPLE_SILICON",
+    "GPU",
+    "HABANA_GAUDI",
+    "TPU",
     "Action",
+    "Backoff",
     "Cache",
+    "Device",
+    "DeviceClass",
+    "Neuron",
     "PodTemplate",
     "Resources",
     "RetryStrategy",
@@ -43,9 +72,26 @@ __all__ = [
     "TaskEnvironment",
     "TaskTemplate",
     "Timeout",
+    "__version__",
     "ctx",
+    "current_domain",
+    "current_project",
+    "custom_context",
     "errors",
+    "get_custom_context",
+    "group",
+    "init",
+    "init_from_api_key",
+    "init_from_config",
+    "init_in_cluster",
+    "init_passthrough",
+    "is_control_plane_available",
+    "logger",
     "map",
+    "report",
     "run",
+    "system_logger",
+    "trace",
+    "version",
     "with_runcontext",
 ]

@@ -23,7 +23,7 @@ def cache_dir(override: str | None = None) -> str:
 
 
 def code_version(task: TaskTemplate) -> str:
-    """The cache's version for ``task``: the explicit ``Cache(version=...)``, else a hash of the function's source."""
+    """The cache's version for ``task``: ``Cache(version_override=...)``, else a hash of the function's source."""
     if task.settings.cache.version:
         return task.settings.cache.version
     func = task.func
@@ -38,6 +38,7 @@ def cache_key(task: TaskTemplate, encoded_inputs: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
     digest.update(task.name.encode())
     digest.update(code_version(task).encode())
+    digest.update(task.settings.cache.salt.encode())
     ignored = set(task.settings.cache.ignored_inputs)
     for name in sorted(encoded_inputs):
         if name in ignored:

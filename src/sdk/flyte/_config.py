@@ -12,7 +12,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from ._devices import Device, device_count
+
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_GPU_STRING = re.compile(r"^[A-Za-z][\w ]*(:\d+([-|]\d+)*)?$")
 
 
 def check_quantity(field: str, value: Any) -> None:
@@ -62,8 +65,9 @@ class ConfigMeta(type(msgspec.Struct)):  # type: ignore[misc]
         return super().__call__(*args, **kwargs)
 
 
-class Resources(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """What a task's container asks for. Each of cpu/memory/gpu/disk/shm is a quantity or a (request, limit) pair.
+class Resources(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """What a task's container asks for: ``Resources(cpu, memory, gpu, disk, shm)``. cpu and memory are a quantity
+    or a (request, limit) pair; gpu a count, ``"A100:2"`` or a :func:`flyte.GPU` device.
 
     ``Resources(cpu="2", memory="4Gi")`` requests and limits alike; ``Resources(cpu=("1", "2"))`` requests 1 and
     allows 2. ``shm="auto"`` sizes /dev/shm from the memory limit on Kubernetes.
@@ -71,7 +75,7 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta)
 
     cpu: QuantityOrRange | None = None
     memory: QuantityOrRange | None = None
-    gpu: int | str | None = None
+    gpu: int | str | Device | None = None
     disk: Quantity | None = None
     shm: Quantity | Literal["auto"] | None = None
 
@@ -87,9 +91,13 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta)
                     raise ValueError(f"Resources.{name}: request {value[0]!r} exceeds limit {value[1]!r}")
             else:
                 check_quantity(f"Resources.{name}", value)
-        if self.gpu is not None and not isinstance(self.gpu, str):
+        if isinstance(self.gpu, str):
+            if not _GPU_STRING.match(self.gpu):
+                raise ValueError(f"Resources.gpu: {self.gpu!r} is not a device string such as 'A100:2' or 'T4:1'")
+        elif self.gpu is not None and not isinstance(self.gpu, Device):
             if isinstance(self.gpu, bool) or not isinstance(self.gpu, int) or self.gpu < 0:
-                raise ValueError(f"Resources.gpu: expected a count >= 0 or a string like 'A100:2', got {self.gpu!r}")
+                raise ValueError(f"Resources.gpu: expected a count >= 0, a string like 'A100:2' or flyte.GPU(...), "
+                                 f"got {self.gpu!r}")
         check_quantity("Resources.disk", self.disk)
         if self.shm != "auto":
             check_quantity("Resources.shm", self.shm)
@@ -110,8 +118,20 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta)
                 continue
             out[key] = str(value[index] if isinstance(value, tuple) else value)
         if self.gpu is not None:
-            out["nvidia.com/gpu"] = str(self.gpu).split(":")[-1]
+            out["nvidia.com/gpu"] = str(device_count(self.gpu))
         return out
+
+    def get_device(self) -> Device | None:
+        """The accelerator request as a :class:`flyte.Device` (None without one)."""
+        if self.gpu is None or isinstance(self.gpu, Device):
+            return self.gpu
+        if isinstance(self.gpu, int):
+            return Device(self.gpu, "GPU") if self.gpu else None
+        model = self.gpu.rsplit(":", 1)[0] if ":" in self.gpu else self.gpu
+        return Device(device_count(self.gpu), "GPU", model)
+
+    def get_shared_memory(self) -> str | None:
+        return None if self.shm is None else str(self.shm)
 
     def cpu_request(self) -> float | None:
         """CPUs requested, as a number (``"500m"`` -> 0.5)."""
@@ -145,21 +165,44 @@ class PodTemplate(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMet
                     raise TypeError(f"PodTemplate.{field}: keys and values must be strings, got {key!r}: {value!r}")
 
 
-class ReusePolicy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """Keep task containers alive between calls (an actor environment)."""
+class ReusePolicy(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """Keep task containers alive between calls (an actor environment): ``replicas`` (n, or (min, max)),
+    ``idle_ttl`` before the whole environment goes, ``concurrency`` calls per replica, ``scaledown_ttl`` before one
+    idle replica goes, ``scope`` "global" (shared across runs) or "run". Locally the environment's tasks run in this
+    process, so only the validation applies."""
 
-    replicas: int | tuple[int, int] = 1
-    idle_ttl: int | float | timedelta | None = None
+    replicas: int | tuple[int, int] = 2
+    idle_ttl: int | float | timedelta = 30
     concurrency: int = 1
+    scaledown_ttl: int | float | timedelta = 30
+    scope: Literal["global", "run"] = "global"
 
     def __post_init__(self) -> None:
         replicas = self.replicas if isinstance(self.replicas, tuple) else (self.replicas, self.replicas)
-        if len(replicas) != 2 or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in replicas):
-            raise ValueError(f"ReusePolicy.replicas: expected an int >= 1 or a (min, max) pair, got {self.replicas!r}")
+        if len(replicas) != 2 or any(isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in replicas):
+            raise ValueError(f"ReusePolicy.replicas: expected an int >= 0 or a (min, max) pair, got {self.replicas!r}")
         if replicas[0] > replicas[1]:
             raise ValueError(f"ReusePolicy.replicas: min {replicas[0]} exceeds max {replicas[1]}")
         if self.concurrency < 1:
             raise ValueError(f"ReusePolicy.concurrency: must be >= 1, got {self.concurrency}")
+        idle = to_seconds("ReusePolicy.idle_ttl", self.idle_ttl)
+        if idle is not None and idle < 30:
+            raise ValueError(f"ReusePolicy.idle_ttl: must be at least 30 seconds, got {idle:g}")
+        to_seconds("ReusePolicy.scaledown_ttl", self.scaledown_ttl)
+        if self.scope not in ("global", "run"):
+            raise ValueError(f"ReusePolicy.scope: {self.scope!r}; allowed: 'global', 'run'")
+
+    @property
+    def min_replicas(self) -> int:
+        return self.replicas[0] if isinstance(self.replicas, tuple) else self.replicas
+
+    @property
+    def max_replicas(self) -> int:
+        return self.replicas[1] if isinstance(self.replicas, tuple) else self.replicas
+
+    def get_scaledown_ttl(self) -> timedelta | None:
+        seconds = to_seconds("ReusePolicy.scaledown_ttl", self.scaledown_ttl)
+        return None if seconds is None else timedelta(seconds=seconds)
 
 
 def to_seconds(field: str, value: int | float | timedelta | None) -> float | None:
@@ -177,27 +220,52 @@ def to_seconds(field: str, value: int | float | timedelta | None) -> float | Non
     return seconds
 
 
-class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """Retry a failed call ``count`` more times, waiting ``backoff`` seconds, multiplied by ``backoff_factor`` each time.
+class Backoff(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """Wait ``base * factor**n`` before retry n (0-based), at most ``cap``."""
+
+    base: int | float | timedelta
+    factor: float = 1.0
+    cap: int | float | timedelta | None = None
+
+    def __post_init__(self) -> None:
+        to_seconds("Backoff.base", self.base)
+        if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) or not 1 <= self.factor < 1e308:
+            raise ValueError(f"Backoff.factor: must be a finite number >= 1, got {self.factor!r}")
+        to_seconds("Backoff.cap", self.cap)
+        if self.factor > 1 and self.cap is None:
+            raise ValueError("Backoff.cap: required when factor > 1 (the waits would grow without bound)")
+
+    def compute_delay(self, n: int) -> timedelta:
+        seconds = (to_seconds("base", self.base) or 0.0) * self.factor ** n
+        cap = to_seconds("cap", self.cap)
+        return timedelta(seconds=min(seconds, cap) if cap is not None else seconds)
+
+
+class RetryStrategy(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """Retry a failed call ``count`` more times. ``backoff`` is a :class:`flyte.Backoff`, or seconds to wait before
+    the first retry, multiplied by ``backoff_factor`` for each later one (at most ``max_backoff``).
 
     A timeout or cancellation is not retried; any other exception of the task is.
     """
 
     count: int = 0
-    backoff: int | float | timedelta | None = None
+    backoff: Backoff | int | float | timedelta | None = None
     backoff_factor: float = 2.0
     max_backoff: int | float | timedelta | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
             raise ValueError(f"RetryStrategy.count: expected an int >= 0, got {self.count!r}")
-        to_seconds("RetryStrategy.backoff", self.backoff)
+        if not isinstance(self.backoff, Backoff):
+            to_seconds("RetryStrategy.backoff", self.backoff)
         to_seconds("RetryStrategy.max_backoff", self.max_backoff)
         if self.backoff_factor < 1:
             raise ValueError(f"RetryStrategy.backoff_factor: must be >= 1, got {self.backoff_factor}")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if isinstance(self.backoff, Backoff):
+            return self.backoff.compute_delay(attempt - 1).total_seconds()
         base = to_seconds("backoff", self.backoff) or 0.0
         delay = base * self.backoff_factor ** (attempt - 1)
         cap = to_seconds("max_backoff", self.max_backoff)
@@ -214,27 +282,37 @@ class RetryStrategy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigM
         raise TypeError(f"retries: expected an int or a RetryStrategy, got {type(value).__name__}")
 
 
-class Timeout(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """How long one attempt may run (``max_runtime``) and, remotely, wait in a queue (``max_queued_time``).
+class Timeout(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """How long one attempt may run (``max_runtime``), wait in a queue (``max_queued_time``, remote only), and how
+    long all attempts together may take (``deadline``). Seconds or timedeltas; None or 0 means no limit.
 
     The attempt includes the plugin's ``pre``: a cold engine start (a JVM, a Ray head) counts against the limit."""
 
-    max_runtime: int | float | timedelta
+    max_runtime: int | float | timedelta | None = None
     max_queued_time: int | float | timedelta | None = None
+    deadline: int | float | timedelta | None = None
 
     def __post_init__(self) -> None:
         to_seconds("Timeout.max_runtime", self.max_runtime)
         to_seconds("Timeout.max_queued_time", self.max_queued_time)
+        to_seconds("Timeout.deadline", self.deadline)
 
     @property
     def seconds(self) -> float:
+        """The per-attempt limit in seconds (0: none)."""
         return to_seconds("Timeout.max_runtime", self.max_runtime) or 0.0
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The limit on all attempts together, in seconds (0: none)."""
+        return to_seconds("Timeout.deadline", self.deadline) or 0.0
 
     @classmethod
     def of(cls, value: int | float | timedelta | Timeout | None) -> Timeout | None:
         if value is None or isinstance(value, Timeout):
             return value
-        to_seconds("timeout", value)
+        if not to_seconds("timeout", value):
+            return None  # 0: no limit, flyte-sdk's default
         return cls(max_runtime=value)
 
 
@@ -242,17 +320,47 @@ CacheMode = Literal["auto", "override", "disable"]
 _CACHE_MODES = ("auto", "override", "disable")
 
 
-class Cache(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """Output caching. ``behavior="auto"`` keys the cache by task, code version and inputs; ``"override"`` always
-    recomputes and stores; ``"disable"`` neither reads nor writes. ``version`` replaces the code hash."""
+# Spellings flyte-sdk accepts for the two ends of the cache switch.
+_CACHE_ALIASES = {"enable": "auto", "enabled": "auto", "on": "auto", "true": "auto", "yes": "auto",
+                  "off": "disable", "false": "disable", "no": "disable", "none": "disable"}
+
+
+class Cache(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """Output caching: ``Cache("auto")`` keys the cache by task, a hash of the function's source and the inputs;
+    ``"override"`` uses ``version_override`` as the version instead of the hash (the source hash when it is not
+    given); ``"disable"`` neither reads nor writes. ``ignored_inputs`` are left out of the key, ``salt`` starts a
+    separate namespace, ``serialize`` makes concurrent calls with the same key wait for the first one's result.
+    ``policies`` (objects with ``get_version(salt, params)``) and ``max_age`` are recorded for remote runs."""
 
     behavior: CacheMode = "disable"
-    version: str | None = None
-    ignored_inputs: tuple[str, ...] = ()
+    version_override: str | None = None
+    serialize: bool = False
+    ignored_inputs: tuple[str, ...] | str = ()
+    salt: str = ""
+    policies: Any = None
+    max_age: int | float | timedelta | None = None
 
     def __post_init__(self) -> None:
-        if self.behavior not in _CACHE_MODES:
-            raise ValueError(f"cache: {self.behavior!r} is not one of {', '.join(_CACHE_MODES)}")
+        behavior = self.behavior.lower() if isinstance(self.behavior, str) else self.behavior
+        behavior = _CACHE_ALIASES.get(behavior, behavior)
+        if behavior not in _CACHE_MODES:
+            raise ValueError(f"Cache.behavior: {self.behavior!r} is not one of {', '.join(_CACHE_MODES)} "
+                             f"(or on/off, true/false, enabled)")
+        msgspec.structs.force_setattr(self, "behavior", behavior)
+        if isinstance(self.ignored_inputs, str):
+            msgspec.structs.force_setattr(self, "ignored_inputs", (self.ignored_inputs,))
+        to_seconds("Cache.max_age", self.max_age)
+
+    @property
+    def version(self) -> str | None:
+        """The explicit version (``version_override``), if any."""
+        return self.version_override
+
+    def is_enabled(self) -> bool:
+        return self.behavior != "disable"
+
+    def get_ignored_inputs(self) -> tuple[str, ...]:
+        return tuple(self.ignored_inputs)
 
     @classmethod
     def of(cls, value: str | Cache | bool | None) -> Cache:
@@ -263,20 +371,37 @@ class Cache(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
         if value is True:
             return cls(behavior="auto")
         if isinstance(value, str):
-            return cls(behavior=value)  # type: ignore[arg-type]
+            return cls(value)  # type: ignore[arg-type]
         raise TypeError(f"cache: expected one of {', '.join(_CACHE_MODES)} or a flyte.Cache, got {value!r}")
 
 
-class Secret(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """A secret to mount: locally read from the environment variable ``as_env_var`` (default: ``key`` upper-cased)."""
+_SECRETS_MOUNT = "/etc/flyte/secrets"
+_ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class Secret(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """A secret the task needs: ``Secret(key, group=None, mount=None, as_env_var=None)``. Locally its value is read
+    from the environment variable ``as_env_var``, by default ``GROUP_KEY`` (or ``KEY``) upper-cased with ``-`` as
+    ``_``, as on a Flyte backend; ``mount`` may only be ``/etc/flyte/secrets``."""
 
     key: str
     group: str | None = None
+    mount: str | None = None
     as_env_var: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.key:
-            raise ValueError("Secret.key: must be non-empty")
+        if not self.key or not isinstance(self.key, str):
+            raise ValueError(f"Secret.key: must be a non-empty string, got {self.key!r}")
+        if self.mount is not None:
+            if str(self.mount) != _SECRETS_MOUNT:
+                raise ValueError(f"Secret.mount: {str(self.mount)!r}; allowed: {_SECRETS_MOUNT!r}")
+            msgspec.structs.force_setattr(self, "mount", str(self.mount))
+        elif self.as_env_var is None:
+            name = f"{self.group}_{self.key}" if self.group else self.key
+            msgspec.structs.force_setattr(self, "as_env_var", name.replace("-", "_").upper())
+        if self.as_env_var is not None and not _ENV_VAR_NAME.match(self.as_env_var):
+            raise ValueError(f"Secret.as_env_var: {self.as_env_var!r} is not an environment variable name "
+                             "(upper-case letters, digits and _, not starting with a digit)")
 
 
 def normalize_env_vars(field: str, value: dict[str, str] | None) -> dict[str, str] | None:
@@ -297,7 +422,7 @@ def normalize_secrets(value: Any) -> tuple[Secret, ...]:
     out = []
     for item in items:
         if isinstance(item, str):
-            item = Secret(key=item)
+            item = Secret(item)
         if not isinstance(item, Secret):
             raise TypeError(f"secrets: expected str or flyte.Secret, got {type(item).__name__}")
         out.append(item)

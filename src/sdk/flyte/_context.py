@@ -42,9 +42,29 @@ class TaskContext:
         return self.run.mode
 
     @property
-    def raw_data_path(self) -> str:
-        """A directory (local path) or URI under which this run's offloaded data (DataFrames, files) is written."""
-        return self.run.raw_data_path
+    def raw_data_path(self) -> RawDataPath:
+        """A directory (local path) or URI under which this run's offloaded data (DataFrames, files) is written.
+        A string; ``.path`` gives the same, as flyte-sdk's ``RawDataPath`` does."""
+        return RawDataPath(self.run.raw_data_path)
+
+    @property
+    def custom_context(self) -> dict[str, str]:
+        """The run's custom context with enclosing ``flyte.custom_context`` blocks on top."""
+        from ._grouping import get_custom_context
+
+        return get_custom_context()
+
+    @property
+    def attempt_number(self) -> int:
+        """0 for the first attempt, 1 for the first retry..."""
+        return max(0, self.action.attempts - 1)
+
+    @property
+    def report(self) -> Any:
+        """This task's :class:`flyte.report.Report`."""
+        from .report import current_report
+
+        return current_report()
 
     @property
     def rank(self) -> int:
@@ -66,6 +86,19 @@ class TaskContext:
 
     def __repr__(self) -> str:
         return f"TaskContext(task={self.task_name!r}, run={self.run_name!r}, action={self.action_name!r})"
+
+
+class RawDataPath(str):
+    """The run's raw data location: a ``str``, with flyte-sdk's ``.path`` and ``get_random_remote_path``."""
+
+    @property
+    def path(self) -> str:
+        return str(self)
+
+    def get_random_remote_path(self, file_name: str | None = None) -> str:
+        import uuid
+
+        return os.path.join(str(self), uuid.uuid4().hex, *([file_name] if file_name else []))
 
 
 def _env_int(name: str, default: int) -> int:

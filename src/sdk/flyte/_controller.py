@@ -15,11 +15,12 @@ import anyio
 
 from ._context import TaskContext, current_context
 from ._engines import release_call_leases
+from ._grouping import parent_action
 from ._interrupts import interrupt_reason
 from ._run import Action, RunState
 from ._task import AsyncFunctionTaskTemplate, TaskTemplate
 from ._threads import BlockingCall, run_on_own_loop
-from .errors import TaskTimeoutError
+from .errors import DeadlineExceededError, MaxRuntimeExceededError, NonRecoverableError, TaskTimeoutError
 
 _BASE_PRE = AsyncFunctionTaskTemplate.pre
 _BASE_POST = AsyncFunctionTaskTemplate.post
@@ -35,7 +36,7 @@ class LocalController:
         assert run is not None
         interface = task.interface
         encoded = interface.encode_inputs(interface.bind(args, kwargs), run.raw_data_path)
-        action = run.new_action(task.name, parent.action if parent is not None else None)
+        action = run.new_action(task.name, parent_action(parent))
         output = await self.run_action(task, encoded, run, action, parent)
         return interface.decode_output(output, run.raw_data_path)
 
@@ -49,7 +50,7 @@ class LocalController:
 
             directory = _cache.cache_dir(run.options.cache_dir)
             key = _cache.cache_key(task, encoded)
-            if settings.cache.behavior == "auto" and not run.options.overwrite_cache:
+            if not run.options.overwrite_cache:
                 hit = _cache.read(directory, key)
                 if hit is not None:
                     action.cached = True
@@ -62,17 +63,35 @@ class LocalController:
         action.status = "running"
         if run.listeners:
             run.notify("start", action)
+        if settings.report:
+            from .report import start_report
+
+            start_report(run, action, task.name)
+        output = await self._attempts(task, encoded, run, action, parent)
+        if key is not None and directory is not None and output[:1] != b"x":
+            # Offloaded outputs (type encoders) point into the run's raw data, which does not outlive the run.
+            from . import _cache
+
+            _cache.write(directory, key, output)
+        return output
+
+    async def _attempts(self, task: TaskTemplate[Any, Any], encoded: dict[str, bytes], run: RunState,
+                        action: Action, parent: TaskContext | None) -> bytes:
+        """Attempts until one succeeds, the retries are spent, or the timeout or deadline passes."""
+        settings = task.settings
         retries = settings.retries
+        deadline_s = settings.timeout.deadline_seconds if settings.timeout is not None else 0.0
+        deadline_at = time.monotonic() + deadline_s if deadline_s else None
         while True:
             action.attempts += 1
             try:
-                output = await self._attempt(task, encoded, run, action, parent)
+                output = await self._attempt(task, encoded, run, action, parent, deadline_at)
                 break
             except TaskTimeoutError as exc:
                 self._finish(run, action, "timed_out", exc)
                 raise
             except Exception as exc:
-                if action.attempts <= retries.count:
+                if action.attempts <= retries.count and not isinstance(exc, NonRecoverableError):
                     if run.listeners:
                         run.notify("retry", action)
                     await anyio.sleep(retries.delay(action.attempts))
@@ -85,11 +104,6 @@ class LocalController:
                              f"interrupted by {reason}" if reason else f"cancelled ({type(exc).__name__})")
                 raise
         self._finish(run, action, "succeeded", None)
-        if key is not None and directory is not None and output[:1] != b"x":
-            # Offloaded outputs (type encoders) point into the run's raw data, which does not outlive the run.
-            from . import _cache
-
-            _cache.write(directory, key, output)
         return output
 
     @staticmethod
@@ -100,11 +114,15 @@ class LocalController:
             action.error = error
         elif error is not None:
             action.error = f"{type(error).__name__}: {error}"
+        if "__reports__" in run.scratch:  # a report=True task ran: write its page before the progress shows it
+            from .report import write_report
+
+            write_report(run, action)
         if run.listeners:
             run.notify("done", action)
 
     async def _attempt(self, task: TaskTemplate[Any, Any], encoded: dict[str, bytes], run: RunState,
-                       action: Action, parent: TaskContext | None) -> bytes:
+                       action: Action, parent: TaskContext | None, deadline_at: float | None = None) -> bytes:
         interface = task.interface
         inputs = interface.decode_inputs(encoded, run.raw_data_path)
         args, kwargs = interface.split(inputs)
@@ -114,17 +132,26 @@ class LocalController:
         restore = _apply_env(*env_layers) if env_layers[0] or env_layers[1] else None
         try:
             timeout = task.settings.timeout
-            if timeout is None:
+            per_attempt = timeout.seconds if timeout is not None else 0.0
+            to_deadline = max(0.0, deadline_at - time.monotonic()) if deadline_at is not None else None
+            if not per_attempt and to_deadline is None:
                 result = await self._body(task, context, args, kwargs)
             else:
+                by_deadline = to_deadline is not None and (not per_attempt or to_deadline < per_attempt)
+                limit = to_deadline if by_deadline else per_attempt
                 try:
-                    with anyio.fail_after(timeout.seconds):
+                    with anyio.fail_after(limit):
                         result = await self._body(task, context, args, kwargs)
                 except TimeoutError as exc:
                     if isinstance(exc, TaskTimeoutError):
                         raise
-                    raise TaskTimeoutError(
-                        f"{task.name} (action {action.name}) exceeded its timeout of {timeout.seconds:g}s; "
+                    if by_deadline:
+                        raise DeadlineExceededError(
+                            f"{task.name} (action {action.name}) passed its deadline of "
+                            f"{timeout.deadline_seconds:g}s over all attempts; it was cancelled and its resources "
+                            "released") from None
+                    raise MaxRuntimeExceededError(
+                        f"{task.name} (action {action.name}) exceeded its timeout of {per_attempt:g}s; "
                         "it was cancelled and its resources released"
                     ) from None
             return interface.encode_output(result, run.raw_data_path)

@@ -32,18 +32,24 @@ class TaskEnvironment:
     def __init__(
         self,
         name: str,
-        *,
-        image: Any = None,
-        resources: Resources | None = None,
-        env_vars: dict[str, str] | None = None,
+        depends_on: tuple[TaskEnvironment, ...] | list[TaskEnvironment] = (),
+        pod_template: PodTemplate | str | None = None,
+        description: str | None = None,
         secrets: Any = None,
+        env_vars: dict[str, str] | None = None,
+        resources: Resources | None = None,
+        interruptible: bool = False,
+        image: Any = "auto",
+        include: tuple[str, ...] = (),
+        service_account: str | None = None,
         cache: str | Cache = "disable",
         reusable: ReusePolicy | None = None,
         plugin_config: Any = None,
-        depends_on: tuple[TaskEnvironment, ...] | list[TaskEnvironment] = (),
-        description: str | None = None,
-        pod_template: PodTemplate | str | None = None,
+        queue: str | None = None,
     ) -> None:
+        """Parameters in flyte-sdk 2.x's order. ``image`` is a name, a :class:`flyte.Image` or ``"auto"``; locally
+        tasks run in this interpreter, and the Kubernetes tier runs them in that image. ``interruptible``,
+        ``include``, ``service_account`` and ``queue`` apply to remote runs and are recorded here."""
         if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"TaskEnvironment.name: expected letters, digits, '_' or '-', got {name!r}")
         if resources is not None and not isinstance(resources, Resources):
@@ -64,6 +70,10 @@ class TaskEnvironment:
         self.depends_on = tuple(depends_on)
         self.description = description
         self.pod_template = pod_template
+        self.interruptible = interruptible
+        self.include = tuple(include)
+        self.service_account = service_account
+        self.queue = queue
         self.template_class: type[TaskTemplate[Any, Any]] = TaskPluginRegistry.template_for(plugin_config)
         if reusable is not None and plugin_config is not None and not self.template_class.supports_reuse:
             raise ValueError(
@@ -91,10 +101,15 @@ class TaskEnvironment:
 
     def task(self, func: Callable[..., Any] | None = None, /, *, short_name: str | None = None,  # type: ignore[misc]
              cache: str | Cache | None = None, retries: int | RetryStrategy = 0,
-             timeout: int | float | timedelta | Timeout | None = None, report: bool = False,
-             docs: str | None = None, pod_template: PodTemplate | str | None = None) -> Any:
+             timeout: int | float | timedelta | Timeout | None = 0, docs: Any = None,
+             pod_template: PodTemplate | str | None = None, report: bool = False, interruptible: bool | None = None,
+             max_inline_io_bytes: int = 10 * 1024 * 1024, queue: str | None = None,
+             service_account: str | None = None, triggers: Any = (), links: Any = (), task_resolver: Any = None,
+             entrypoint: bool = False, produces_artifacts: bool = False) -> Any:
         """Make a task of a sync or async function, bare (``@env.task``) or with settings (``@env.task(retries=3)``).
-        The task's name is ``"<environment>.<function>"``."""
+        The task's name is ``"<environment>.<function>"``. ``report=True`` gives the task an HTML report
+        (:mod:`flyte.report`). The keywords after ``report`` are flyte-sdk's remote-only settings: accepted and
+        ignored locally."""
 
         def decorate(fn: Callable[..., Any]) -> TaskTemplate[Any, Any]:
             if not callable(fn):
@@ -114,7 +129,7 @@ class TaskEnvironment:
                 pod_template=pod_template if pod_template is not None else self.pod_template,
                 reusable=self.reusable,
                 report=report,
-                docs=docs or fn.__doc__,
+                docs=(docs if isinstance(docs, str) else getattr(docs, "description", None)) or fn.__doc__,
             )
             template = self.template_class(fn, environment=self, settings=settings)
             self.tasks[template.name] = template

@@ -65,8 +65,11 @@ class _PlainProgress:
             return
         if event != "done":
             return
-        if action.parent is None or action.status != "succeeded" or action.duration >= _SLOW_SECONDS:
+        if (action.parent is None or action.status != "succeeded" or action.duration >= _SLOW_SECONDS
+                or action.report_path):
             links = "".join(f" {label}: {url}" for label, url in action.links.items())
+            if action.report_path:
+                links += f" report: {action.report_path}"
             why = f" ({action.error})" if action.status == "aborted" and action.error else ""
             _write(f"[flyte] {action.name} {action.task_name} {action.status}{why} in {action.duration:.2f}s{links}")
 
@@ -112,6 +115,8 @@ class _LiveProgress:
         retries = f" retries={action.attempts - 1}" if action.attempts > 1 else ""
         cached = " (cached)" if action.cached else ""
         links = "".join(f"\n  [link={url}]{label}[/link]: {url}" for label, url in action.links.items())
+        if action.report_path:
+            links += f"\n  report: {action.report_path}"
         node = parent.add(f"{action.name} [bold]{action.task_name}[/] [{style}]{action.status}[/] "
                           f"{action.duration:.2f}s{retries}{cached}{links}")
         children = list(action.children)

@@ -30,11 +30,15 @@ class Action:
     """One task call in a run's tree: identity, timings, status, attempts and links (Spark UI, dashboards)."""
 
     __slots__ = ("name", "task_name", "parent", "children", "status", "attempts", "started", "ended", "links",
-                 "error", "cached")
+                 "error", "cached", "kind", "detail", "report_path", "run_name")
 
-    def __init__(self, name: str, task_name: str, parent: Action | None) -> None:
+    def __init__(self, name: str, task_name: str, parent: Action | None, kind: str = "task") -> None:
         self.name = name
         self.task_name = task_name
+        self.kind = kind  # "task", "group" (flyte.group) or "trace" (a flyte.trace call)
+        self.detail: dict[str, str] = {}  # a trace's inputs and output, as text
+        self.report_path: str | None = None  # report=True tasks: the HTML report's file
+        self.run_name = ""
         self.parent = parent
         self.children: list[Action] = []
         self.status = "queued"
@@ -44,6 +48,24 @@ class Action:
         self.links: dict[str, str] = {}
         self.error: str | None = None
         self.cached = False
+
+    @property
+    def project(self) -> str | None:
+        from ._initialize import initialized
+
+        return getattr(initialized(), "project", None)
+
+    @property
+    def domain(self) -> str | None:
+        from ._initialize import initialized
+
+        return getattr(initialized(), "domain", None)
+
+    @property
+    def org(self) -> str | None:
+        from ._initialize import initialized
+
+        return getattr(initialized(), "org", None)
 
     @property
     def duration(self) -> float:
@@ -74,6 +96,9 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     keep_raw_data: bool = False
     progress: str = "auto"  # auto | rich | plain | quiet
     bundle_root: str | None = None
+    custom_context: dict[str, str] = msgspec.field(default_factory=dict)
+    # flyte-sdk options without a local meaning (service_account, labels, queue...): kept for the record.
+    recorded: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in ("local", "remote"):
@@ -103,6 +128,7 @@ class RunState:
         self.roots: list[Action] = []
         self._counter = itertools.count(1)
         self.started = time.monotonic()
+        self.started_at = time.time()
         self.ended = 0.0
         self.status = "running"
         self.interrupted_by: str | None = None  # "SIGINT", "SIGTERM", "KeyboardInterrupt" when an interrupt aborted it
@@ -110,8 +136,9 @@ class RunState:
         self.bundle: Any = None  # built lazily, once, by flyte.extend.code_bundle()
         self.scratch: dict[str, Any] = {}  # per-run state that plugins keep (e.g. a zipped bundle path)
 
-    def new_action(self, task_name: str, parent: Action | None) -> Action:
-        action = Action(f"a{next(self._counter)}", task_name, parent)
+    def new_action(self, task_name: str, parent: Action | None, kind: str = "task") -> Action:
+        action = Action(f"a{next(self._counter)}", task_name, parent, kind)
+        action.run_name = self.name
         (parent.children if parent is not None else self.roots).append(action)
         return action
 
@@ -150,7 +177,8 @@ class RunState:
 
 
 class Run:
-    """The result of :func:`flyte.run`: status, outputs and the tree of actions with their timings."""
+    """The result of :func:`flyte.run`: status, outputs, the tree of actions with their timings, and ``url``, the
+    run's summary page (a local file, with its outputs, actions and reports)."""
 
     def __init__(self, state: RunState, outputs: Any, error: BaseException | None) -> None:
         self._state = state
@@ -162,8 +190,20 @@ class Run:
         return self._state.name
 
     @property
+    def url(self) -> str:
+        """A ``file://`` link to the run's summary page (see ``flyte._records``)."""
+        from ._records import run_url
+
+        return run_url(self.name)
+
+    @property
     def status(self) -> str:
         return self._state.status
+
+    @property
+    def phase(self) -> str:
+        """flyte-sdk's name for the status, upper-case: ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT``, ``ABORTED``."""
+        return self._state.status.upper()
 
     @property
     def duration(self) -> float:
@@ -177,6 +217,25 @@ class Run:
     def actions(self) -> list[Action]:
         """Root actions of the run (usually one); each has ``children``."""
         return self._state.roots
+
+    @property
+    def action(self) -> Action | None:
+        """The root action (flyte-sdk's ``run.action``)."""
+        return self._state.roots[0] if self._state.roots else None
+
+    def done(self) -> bool:
+        """Always true: ``flyte.run`` returns once a local run has finished."""
+        return self._state.status != "running"
+
+    def wait(self, quiet: bool = False, wait_for: str = "terminal") -> None:
+        """Return at once: a local run is over when ``flyte.run`` returns (flyte-sdk's remote runs need the wait)."""
+        if wait_for not in ("terminal", "running"):
+            raise ValueError(f"Run.wait(wait_for=...): {wait_for!r}; allowed: 'terminal', 'running'")
+
+    def raise_for_status(self) -> None:
+        """Raise the run's error if it did not succeed."""
+        if self.error is not None:
+            raise self.error
 
     def outputs(self) -> Any:
         """The task's return value; re-raises the task's exception if the run failed."""

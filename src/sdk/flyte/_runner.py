@@ -42,6 +42,9 @@ async def execute_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], 
             detach()
     if error is not None:
         error.add_note(f"flyte: run {state.name} {state.status} in {task.name}")
+    from ._records import write_run
+
+    write_run(state, outputs, error)
     return Run(state, outputs, error)
 
 
@@ -119,18 +122,48 @@ class RunContext:
         _default_options.reset(self._token)
 
 
-def with_runcontext(**options: Any) -> RunContext:
-    """Options for a run: ``mode="local"``, ``name``, ``raw_data_path`` (kept after the run), ``env_vars``,
-    ``overwrite_cache``, ``disable_run_cache``, ``cache_dir``, ``keep_raw_data``, ``progress`` ("auto", "rich",
-    "plain", "quiet"), ``bundle_root`` (where the code bundle's files are taken from)."""
-    allowed = set(RunOptions.__struct_fields__)
+# flyte-sdk 2.x's with_runcontext keywords that only a backend gives a meaning to: accepted and recorded.
+_RECORDED_OPTIONS = frozenset({
+    "service_account", "version", "copy_style", "dry_run", "copy_bundle_to", "interactive_mode", "run_base_dir",
+    "run_start_time", "project", "domain", "labels", "annotations", "interruptible", "log_level", "log_format",
+    "user_log_level", "reset_root_logger", "queue", "max_action_concurrency", "notifications",
+    "cache_lookup_scope", "preserve_original_types", "debug", "tracked", "tracked_strict",
+})
+
+
+def with_runcontext(mode: str | None = None, /, **options: Any) -> RunContext:
+    """Options for a run, flyte-sdk style: ``flyte.with_runcontext("local", name=..., env_vars=...).run(task, ...)``.
+
+    ``mode`` is ``"local"`` (also the default; ``"remote"`` needs the Kubernetes tier). Our options: ``name``,
+    ``raw_data_path`` (kept after the run), ``env_vars``, ``overwrite_cache``, ``disable_run_cache``,
+    ``custom_context`` (read in tasks with ``flyte.get_custom_context()``), ``cache_dir``, ``keep_raw_data``,
+    ``progress`` ("auto", "rich", "plain", "quiet"), ``bundle_root`` (where the code bundle's files are taken from).
+    flyte-sdk's remote-only options (``service_account``, ``labels``, ``queue``, ``copy_style``...) are accepted and
+    recorded on the run."""
+    if "mode" in options:
+        if mode is not None:
+            raise TypeError("with_runcontext(): mode given twice")
+        mode = options.pop("mode")
+    allowed = set(RunOptions.__struct_fields__) - {"recorded", "mode"}
+    recorded = {key: options.pop(key) for key in list(options) if key in _RECORDED_OPTIONS}
     unknown = set(options) - allowed
     if unknown:
-        raise TypeError(f"with_runcontext(): unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    if options.get("mode", "local") != "local":
-        raise ValueError(f"with_runcontext(mode=...): {options['mode']!r}; allowed: 'local' (no remote backend is "
-                         "configured in this process)")
-    return RunContext(RunOptions(**options))
+        raise TypeError(f"with_runcontext(): unknown option(s) {sorted(unknown)}; allowed: "
+                        f"{sorted(allowed | _RECORDED_OPTIONS | {'mode'})}")
+    if mode not in (None, "local"):
+        raise ValueError(f"with_runcontext(mode=...): {mode!r}; allowed: 'local' (no remote backend is configured in "
+                         "this process)")
+    if options.get("custom_context") is not None:
+        options["custom_context"] = _check_custom_context(options["custom_context"])
+    else:
+        options.pop("custom_context", None)
+    return RunContext(RunOptions(mode="local", recorded=recorded, **options))
+
+
+def _check_custom_context(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError(f"with_runcontext(custom_context=...): expected a dict of str to str, got {value!r}")
+    return dict(value)
 
 
 run = _RunCall(None)
