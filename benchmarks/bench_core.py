@@ -81,7 +81,7 @@ def _timed(coro_factory) -> tuple[float, float]:
 
 async def _flyte(parent, n):
     run = await flyte.with_runcontext(progress="quiet").run.aio(parent, n=n)
-    return run.outputs()
+    return run.outputs()[0]
 
 
 def _compile_sdk() -> None:

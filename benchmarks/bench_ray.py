@@ -73,7 +73,7 @@ def main(rounds: int | None = None) -> dict[str, float]:
     rounds = rounds or int(os.environ.get("BENCH_RAY_ROUNDS", "3"))
     raw_cold, raw_warm, plugin_cold, plugin_warm = [], [], [], []
     for index in range(rounds):
-        sides = [("raw", raw_cold_then_warm), ("plugin", lambda: flyte.run(plugin_cold_then_warm).outputs())]
+        sides = [("raw", raw_cold_then_warm), ("plugin", lambda: tuple(flyte.run(plugin_cold_then_warm).outputs()))]
         if index % 2:
             sides.reverse()
         for name, measure in sides:

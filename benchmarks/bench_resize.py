@@ -102,7 +102,7 @@ def measure(engine: str, rounds: int) -> tuple[float, float]:
     cold: list[float] = []
     resize: list[float] = []
     for _ in range(rounds):
-        timings = flyte.with_runcontext(progress="quiet").run(resize_round, engine).outputs()
+        timings = flyte.with_runcontext(progress="quiet").run(resize_round, engine).outputs()[0]
         cold += timings["cold"]
         resize += timings["resize"]
     cold_s, resize_s = statistics.median(cold), statistics.median(resize)

@@ -77,7 +77,7 @@ def flyte_side() -> dict[str, object]:
             await noop()
         return {"cold": cold, "warm": warm, "noop": (time.perf_counter() - begin) / NOOP_CALLS}
 
-    return flyte.with_runcontext(progress="quiet").run(driver).outputs()  # type: ignore[no-any-return]
+    return flyte.with_runcontext(progress="quiet").run(driver).outputs()[0]  # type: ignore[no-any-return]
 
 
 def _in_fresh_process(side: str) -> dict[str, object]:

@@ -40,6 +40,6 @@ async def main(size: int = 1000) -> list[tuple[int, float]]:
 
 if __name__ == "__main__":
     run = flyte.with_runcontext(progress="plain").run(main, 1000)
-    for workers, total in run.outputs():
+    for workers, total in run.outputs()[0]:
         print(f"{workers} workers -> {total:.0f}")
-    assert [workers for workers, _ in run.outputs()] == [2, 2, 3]
+    assert [workers for workers, _ in run.outputs()[0]] == [2, 2, 3]

@@ -32,6 +32,6 @@ async def driver(n: int) -> dict:
 
 if __name__ == "__main__":
     run = flyte.run(driver, n=1000)
-    print(run.outputs())
-    assert run.outputs() == {"small": {"count": 1000, "executor_instances": "2"},
+    print(run.outputs()[0])
+    assert run.outputs()[0] == {"small": {"count": 1000, "executor_instances": "2"},
                              "big": {"count": 1000, "executor_instances": "8"}}

@@ -35,6 +35,6 @@ def train(steps: int, lr: float = 0.1) -> dict:
 
 
 if __name__ == "__main__":
-    result = flyte.run(train, 200).outputs()
+    result = flyte.run(train, 200).outputs()[0]
     print(result)
     assert result["world_size"] == 2 and result["rank"] == 0 and abs(result["weight"] - 3.0) < 0.05, result

@@ -67,7 +67,7 @@ async def resize() -> tuple[int, int]:
 
 if __name__ == "__main__":
     result = flyte.run(ray_task)
-    print("squares:", result.outputs())
-    assert result.outputs() == [0, 1, 4]
+    print("squares:", result.outputs()[0])
+    assert result.outputs()[0] == [0, 1, 4]
     one, two = flyte.run(resize).outputs()
     print(f"CPUs with 1 worker replica: {one}, with 2: {two}")

@@ -68,6 +68,6 @@ async def pipeline() -> int:
 
 
 if __name__ == "__main__":
-    print("count:", flyte.run(process_data).outputs())
-    print("sum of squares below 10:", flyte.run(pipeline).outputs())
-    print("resized:", flyte.run(scaling_controller).outputs())
+    print("count:", flyte.run(process_data).outputs()[0])
+    print("sum of squares below 10:", flyte.run(pipeline).outputs()[0])
+    print("resized:", flyte.run(scaling_controller).outputs()[0])

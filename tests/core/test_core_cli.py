@@ -172,7 +172,7 @@ def test_progress_never_blocks_a_closed_pipe(workflow):
     """`python wf.py | head -1`: the reader goes away, the run still finishes promptly."""
     script = workflow.parent / "main.py"
     script.write_text("import flyte, wf\nfor i in range(3):\n    print(i, flush=True)\n"
-                      "print(flyte.run(wf.slow, n=2).outputs())\n")
+                      "print(flyte.run(wf.slow, n=2).outputs()[0])\n")
     start = time.monotonic()
     result = subprocess.run(f"{sys.executable} {script} 2>&1 | head -1", shell=True, capture_output=True, text=True,
                             cwd=workflow.parent, timeout=60, env={k: v for k, v in os.environ.items()

@@ -98,7 +98,7 @@ def test_registry_find_walks_the_mro():
         return flyte.ctx().data["engine"]["size"]
 
     assert isinstance(f, CounterTask)
-    assert flyte.run(f).outputs() == 5
+    assert flyte.run(f).outputs()[0] == 5
 
 
 def test_unregistered_config_names_the_type_and_registered_ones():
@@ -116,7 +116,7 @@ def test_register_rejects_non_templates():
 
 
 def test_pre_data_is_seen_and_release_runs_on_success():
-    assert flyte.run(engine_size).outputs() == 2
+    assert flyte.run(engine_size).outputs()[0] == 2
     assert EVENTS == [("pre", 2), ("post", 2), ("release", None)]
 
 
@@ -148,8 +148,8 @@ async def test_release_runs_on_cancellation():
 def test_override_returns_a_new_task_and_keeps_the_original():
     bigger = engine_size.override(plugin_config=Counter(size=8), retries=0, env_vars={}, short_name="big")
     assert bigger is not engine_size
-    assert flyte.run(bigger).outputs() == 8
-    assert flyte.run(engine_size).outputs() == 2
+    assert flyte.run(bigger).outputs()[0] == 8
+    assert flyte.run(engine_size).outputs()[0] == 2
     assert bigger.settings.retries.count == 0 and bigger.settings.env_vars == {}
     assert bigger.short_name == "big" and engine_size.short_name == "engine_size"
 
@@ -175,9 +175,9 @@ def test_override_to_another_plugin_rebuilds_the_template():
         return data["engine"]["size"] if "engine" in data else -1
 
     assert type(f) is AsyncFunctionTaskTemplate
-    assert flyte.run(f).outputs() == -1
+    assert flyte.run(f).outputs()[0] == -1
     g = f.override(plugin_config=Counter(size=3))
-    assert type(g) is CounterTask and flyte.run(g).outputs() == 3
+    assert type(g) is CounterTask and flyte.run(g).outputs()[0] == 3
     h = g.override(plugin_config=None)
     assert type(h) is AsyncFunctionTaskTemplate
 
@@ -213,7 +213,7 @@ async def driver_with_override() -> list[int]:
 
 
 def test_override_from_inside_a_task():
-    assert flyte.run(driver_with_override).outputs() == [2, 9]
+    assert flyte.run(driver_with_override).outputs()[0] == [2, 9]
 
 
 # -- the engine pool ---------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ async def pool_driver() -> list[int]:
 def test_engine_pool_reuses_resizes_and_stops_at_run_end():
     STARTS.clear()
     STOPS.clear()
-    sizes = flyte.run(pool_driver).outputs()
+    sizes = flyte.run(pool_driver).outputs()[0]
     assert sizes == [1, 1, 1, 1, 3, 1, 2, 1]
     # Started once for the first four calls, then once per change of size; all stopped by the end of the run.
     assert STARTS[:2] == [1, 3]
@@ -330,7 +330,7 @@ async def mortal_driver() -> list[int]:
 def test_a_dead_engine_is_replaced_not_reused():
     STARTS.clear()
     STOPS.clear()
-    assert flyte.run(mortal_driver).outputs() == [1, 1, 2, 2]
+    assert flyte.run(mortal_driver).outputs()[0] == [1, 1, 2, 2]
     assert len(STARTS) == 2 and sorted(STOPS) == [1, 2]
 
 
@@ -409,7 +409,7 @@ def test_an_engine_is_resized_in_place_when_the_plugin_can():
     STARTS.clear()
     STOPS.clear()
     RESIZES.clear()
-    assert flyte.run(scalable_driver).outputs() == [1, 3, 2, 2, "the engine refused the new size", 4, "timed out", 6]
+    assert flyte.run(scalable_driver).outputs()[0] == [1, 3, 2, 2, "the engine refused the new size", 4, "timed out", 6]
     assert RESIZES == [(1, 3), (3, 2), (2, 4), (4, 5)]
     assert STARTS == [1, 2, 4, 6]
     # family a stopped for family b; the failed and the timed-out resizes stopped theirs; the last one at run end.

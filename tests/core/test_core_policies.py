@@ -30,7 +30,7 @@ async def flaky(key: str, fail_times: int) -> int:
 def test_retries_then_success_with_backoff():
     start = time.monotonic()
     run = flyte.run(flaky, key="a", fail_times=2)
-    assert run.outputs() == 3
+    assert run.outputs()[0] == 3
     assert run.actions[0].attempts == 3
     assert time.monotonic() - start >= 0.05 + 0.1  # backoff 0.05 then 0.1
 
@@ -86,11 +86,11 @@ async def cached_square(x: int) -> int:
 
 def test_cache_hit_skips_the_body(cache_dir):
     BODY_RUNS.clear()
-    assert flyte.run(cached_square, x=4).outputs() == 16
+    assert flyte.run(cached_square, x=4).outputs()[0] == 16
     run = flyte.run(cached_square, x=4)
-    assert run.outputs() == 16 and run.actions[0].cached
+    assert run.outputs()[0] == 16 and run.actions[0].cached
     assert BODY_RUNS == [4]
-    assert flyte.run(cached_square, x=5).outputs() == 25  # other inputs: miss
+    assert flyte.run(cached_square, x=5).outputs()[0] == 25  # other inputs: miss
     assert BODY_RUNS == [4, 5]
     assert any(cache_dir.rglob("*"))
 

@@ -71,7 +71,7 @@ def test_task_decorator_with_arguments():
 
 def test_run_sync_returns_run_with_outputs_and_tree():
     run = flyte.run(fan_out, n=10)
-    assert run.outputs() == sum(i * i for i in range(10))
+    assert run.outputs()[0] == sum(i * i for i in range(10))
     assert run.status == "succeeded"
     (root,) = run.actions
     assert root.task_name == "core.fan_out"
@@ -83,12 +83,12 @@ def test_run_sync_returns_run_with_outputs_and_tree():
 
 
 def test_thousand_children_via_gather():
-    assert flyte.run(fan_out, n=1000).outputs() == sum(i * i for i in range(1000))
+    assert flyte.run(fan_out, n=1000).outputs()[0] == sum(i * i for i in range(1000))
 
 
 async def test_run_aio_and_direct_await():
     run = await flyte.run.aio(fan_out, n=5)
-    assert run.outputs() == 30
+    assert run.outputs()[0] == 30
     assert await square(7) == 49  # implicit run
 
 
@@ -97,7 +97,7 @@ def test_sync_task_called_directly_outside_any_run():
 
 
 def test_sync_task_inside_async_runs_in_a_worker_thread():
-    events = flyte.run(sync_child_does_not_block, x=4).outputs()
+    events = flyte.run(sync_child_does_not_block, x=4).outputs()[0]
     # The ticker ran while the sync body slept: the loop was free.
     assert events[:3] == ["tick", "tick", "tick"]
     assert events[-1] == "result=16"
@@ -106,7 +106,7 @@ def test_sync_task_inside_async_runs_in_a_worker_thread():
 def test_sync_run_inside_a_running_event_loop():
     async def notebook_cell() -> int:
         # As in Jupyter: a sync flyte.run while this thread's loop is running.
-        return flyte.run(fan_out, n=3).outputs()
+        return flyte.run(fan_out, n=3).outputs()[0]
 
     assert asyncio.run(notebook_cell()) == 5
 
@@ -123,7 +123,7 @@ def sync_leaf(x: int) -> int:
 
 def test_sync_task_calls_sync_tasks():
     run = flyte.run(sync_parent, n=4)
-    assert run.outputs() == 10
+    assert run.outputs()[0] == 10
     assert [c.task_name for c in run.actions[0].children] == ["core.sync_leaf"] * 4
 
 
@@ -144,7 +144,7 @@ async def context_parent() -> list[dict]:
 
 def test_context_is_per_call_under_gather():
     assert not flyte.ctx()
-    results = flyte.with_runcontext(name="ctx-run").run(context_parent).outputs()
+    results = flyte.with_runcontext(name="ctx-run").run(context_parent).outputs()[0]
     assert len({r["action"] for r in results}) == 20
     assert all(r["task"] == "core.context_probe" and r["run"] == "ctx-run" and r["mode"] == "local" for r in results)
     assert all(r["rank"] == 0 and r["world"] == 1 and r["node"] == 0 and r["local_rank"] == 0 for r in results)
@@ -156,15 +156,15 @@ def test_rank_properties_follow_the_environment(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("GROUP_RANK", "1")
-    result = flyte.run(context_probe, tag="x").outputs()
+    result = flyte.run(context_probe, tag="x").outputs()[0]
     assert (result["rank"], result["local_rank"], result["world"], result["node"]) == (3, 1, 4, 1)
 
 
 def test_raw_data_path_is_removed_unless_given(tmp_path):
-    result = flyte.run(context_probe, tag="x").outputs()
+    result = flyte.run(context_probe, tag="x").outputs()[0]
     assert not os.path.exists(result["raw"])
     kept = tmp_path / "raw"
-    result = flyte.with_runcontext(raw_data_path=str(kept)).run(context_probe, tag="y").outputs()
+    result = flyte.with_runcontext(raw_data_path=str(kept)).run(context_probe, tag="y").outputs()[0]
     assert result["raw"] == str(kept) and kept.exists()
 
 
@@ -180,9 +180,9 @@ def test_env_vars_from_environment_task_override_and_run():
     async def probe() -> list:
         return [os.environ.get("FLYTE_T_A"), os.environ.get("FLYTE_T_B")]
 
-    assert flyte.run(probe).outputs() == ["env", None]
-    assert flyte.run(probe.override(env_vars={"FLYTE_T_A": "task"})).outputs() == ["task", None]
-    assert flyte.with_runcontext(env_vars={"FLYTE_T_B": "run"}).run(probe).outputs() == ["env", "run"]
+    assert flyte.run(probe).outputs()[0] == ["env", None]
+    assert flyte.run(probe.override(env_vars={"FLYTE_T_A": "task"})).outputs()[0] == ["task", None]
+    assert flyte.with_runcontext(env_vars={"FLYTE_T_B": "run"}).run(probe).outputs()[0] == ["env", "run"]
     assert "FLYTE_T_A" not in os.environ and "FLYTE_T_B" not in os.environ
 
 
@@ -216,12 +216,12 @@ def test_inputs_are_validated_against_annotations():
 
 
 def test_functions_and_untyped_objects_cross_by_cloudpickle():
-    assert flyte.run(takes_anything, value=lambda: 1).outputs() == "function"
+    assert flyte.run(takes_anything, value=lambda: 1).outputs()[0] == "function"
 
     class Point:
         pass
 
-    assert flyte.run(takes_anything, value=Point()).outputs() == "Point"
+    assert flyte.run(takes_anything, value=Point()).outputs()[0] == "Point"
 
 
 def test_wrong_arguments_name_the_task():
@@ -276,10 +276,10 @@ async def map_driver(n: int, concurrency: int) -> list[int]:
 
 def test_map_runs_concurrently_and_keeps_order():
     start = time.monotonic()
-    assert flyte.run(map_driver, n=10, concurrency=0).outputs() == [2 * i for i in range(10)]
+    assert flyte.run(map_driver, n=10, concurrency=0).outputs()[0] == [2 * i for i in range(10)]
     assert time.monotonic() - start < 1.5  # sequential would take 2 s
     start = time.monotonic()
-    assert flyte.run(map_driver, n=4, concurrency=2).outputs() == [0, 2, 4, 6]
+    assert flyte.run(map_driver, n=4, concurrency=2).outputs()[0] == [0, 2, 4, 6]
     assert time.monotonic() - start >= 0.4  # two waves of two
 
 

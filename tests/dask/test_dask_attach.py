@@ -51,7 +51,7 @@ def attached(external_cluster, user_module):
         run = flyte.with_runcontext(name="dasktestattach").run(task, user_module.__name__, True)
     finally:
         EXTERNAL.clear()
-    return run.outputs()
+    return run.outputs()[0]
 
 
 def test_client_connects_to_the_existing_scheduler(attached, external_cluster):
@@ -92,7 +92,7 @@ def test_changed_code_reaches_the_long_lived_workers_on_the_next_run(attached, e
     with open(user_module.__file__, "w") as handle:
         handle.write(source.replace("return 3 * x", "return 4 * x"))
     task = on_existing_cluster.override(plugin_config=Dask(scheduler_address=external_cluster.address))
-    out = flyte.with_runcontext(name="dasktestattach2").run(task, user_module.__name__, False).outputs()
+    out = flyte.with_runcontext(name="dasktestattach2").run(task, user_module.__name__, False).outputs()[0]
     assert out["tripled"] == 56
     assert_no_leaks("dasktestattach2", exclude=external_cluster.pids())
 

@@ -120,7 +120,7 @@ def observed(user_module):
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         run = flyte.with_runcontext(name="dasktestembedded", progress="plain").run(scenario, user_module.__name__)
-    out = run.outputs()
+    out = run.outputs()[0]
     out["links"] = [link for root in run.actions for action in root.walk() for link in action.links.items()]
     out["progress"] = stderr.getvalue()
     out["user_source"] = user_module.__file__

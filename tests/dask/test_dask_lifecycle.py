@@ -83,17 +83,17 @@ def _assert_clean(run_name: str) -> None:
 
 
 def test_success_then_a_new_run_starts_cleanly():
-    assert flyte.with_runcontext(name="dasklcok1").run(succeed).outputs() == 6
+    assert flyte.with_runcontext(name="dasklcok1").run(succeed).outputs()[0] == 6
     _assert_clean("dasklcok1")
     first = SEEN[0]
     assert first["config_address"] == first["address"]
-    assert flyte.with_runcontext(name="dasklcok2").run(succeed).outputs() == 6
+    assert flyte.with_runcontext(name="dasklcok2").run(succeed).outputs()[0] == 6
     _assert_clean("dasklcok2")
     assert SEEN[1]["pids"] != first["pids"]
 
 
 def test_concurrent_calls_share_one_cluster():
-    assert flyte.with_runcontext(name="dasklcpair").run(two_at_once).outputs() == [6, 6]
+    assert flyte.with_runcontext(name="dasklcpair").run(two_at_once).outputs()[0] == [6, 6]
     assert len(SEEN) == 2 and SEEN[0]["address"] == SEEN[1]["address"]
     _assert_clean("dasklcpair")
 

@@ -143,6 +143,6 @@ def test_kernel_interrupt_stops_the_job_and_the_next_cell_runs(kernel, engine):
     assert not _engine_processes(mark, kernel_pid)
     assert os.listdir(tmp) == [], os.listdir(tmp)
 
-    reply, output, _ = kernel.run(f"print((await flyte.run.aio(job, n={SHORT[engine]})).outputs())")
+    reply, output, _ = kernel.run(f"print((await flyte.run.aio(job, n={SHORT[engine]})).outputs()[0])")
     assert reply["status"] == "ok", output
     assert str(EXPECTED[engine]) in output.splitlines(), output

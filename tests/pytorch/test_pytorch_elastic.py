@@ -52,7 +52,7 @@ async def resize_in_one_run(base: int) -> list:
 
 
 def test_async_all_reduce_returns_rank0_value_and_override_resizes(run_name):
-    two, three, kubeflow = flyte.with_runcontext(name=run_name).run(resize_in_one_run, 5).outputs()
+    two, three, kubeflow = flyte.with_runcontext(name=run_name).run(resize_in_one_run, 5).outputs()[0]
     assert two["reduced"] == (5 + 6) * 10 and two["world_size"] == 2
     assert list(two["ctx"]) == [0, 0, 2, 0, "torch_elastic.all_reduce_report"]  # rank 0's value, with its context
     assert two["env"]["MASTER_ADDR"] and two["env"]["MASTER_PORT"] and two["env"]["GROUP_RANK"] == "0"
@@ -125,7 +125,7 @@ async def failures(marker_dir: str) -> dict:
 
 
 def test_worker_failures_name_the_rank_and_keep_the_user_type_and_restarts_recover(run_name, tmp_path):
-    out = flyte.with_runcontext(name=run_name).run(failures, str(tmp_path)).outputs()
+    out = flyte.with_runcontext(name=run_name).run(failures, str(tmp_path)).outputs()[0]
     step, message, notes = out["raised"]
     assert step == 7 and message == "loss is NaN at step 7"
     assert "worker rank 1 (local rank 1, node 0, pid" in notes and "failed with exit code 1" in notes

@@ -141,7 +141,7 @@ def test_two_agents_rendezvous_as_two_nodes(run_name):
 
     async def one_node(index: int) -> None:
         run = await flyte.with_runcontext(name=f"{run_name}n{index}").run.aio(node, 100)
-        results.append(run.outputs())
+        results.append(run.outputs()[0])
 
     async def main() -> None:
         async with anyio.create_task_group() as group:

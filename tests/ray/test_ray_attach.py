@@ -151,7 +151,7 @@ def test_attach_ships_the_bundle_and_leaves_the_cluster_up(two_node_cluster, tmp
 
     work = _user_package(tmp_path, monkeypatch)
     spread = _job(work, two_node_cluster["address"])
-    out = flyte.run(spread, 8).outputs()
+    out = flyte.run(spread, 8).outputs()[0]
     assert out["tier"] == "attach" and out["alive"] == 2
     assert sorted(r["x"] for r in out["results"]) == [i * i for i in range(8)]
     assert len({r["node"] for r in out["results"]}) == 2, "tasks pinned to each node ran on both nodes"
@@ -166,7 +166,7 @@ def test_attach_ships_the_bundle_and_leaves_the_cluster_up(two_node_cluster, tmp
 
     # The cluster is still there for the next run, through "auto" (RAY_ADDRESS) and through Ray Client.
     monkeypatch.setenv("RAY_ADDRESS", two_node_cluster["address"])
-    assert flyte.run(_job(work, "auto"), 2).outputs()["alive"] == 2
+    assert flyte.run(_job(work, "auto"), 2).outputs()[0]["alive"] == 2
     monkeypatch.delenv("RAY_ADDRESS")
     assert not ray.is_initialized()
 
@@ -185,7 +185,7 @@ CLIENT_DRIVER = textwrap.dedent("""
     async def spread(n: int) -> list:
         return ray.get([work.where.remote(i) for i in range(n)])
 
-    print("RESULT", json.dumps(flyte.run(spread, 2).outputs()))
+    print("RESULT", json.dumps(flyte.run(spread, 2).outputs()[0]))
 """)
 
 

@@ -82,7 +82,7 @@ def test_embedded_seed_example_resize_reuse_user_module_logs(tmp_path, monkeypat
         big = await probe.override(plugin_config=bigger)()
         return {"squares": squares, "small": small, "warm": warm, "warm_s": warm_s, "big": big}
 
-    out = flyte.run(main).outputs()
+    out = flyte.run(main).outputs()[0]
     assert out["squares"] == [0, 1, 4]
     small, warm, big = out["small"], out["warm"], out["big"]
     assert small["tier"] == "embedded" and small["x"] == 49
@@ -125,7 +125,7 @@ def test_embedded_runtime_env_and_dashboard_link(tmp_path, monkeypatch, no_ray_l
         return {**result, "url": url, "status": status}
 
     run = flyte.run(probe)
-    out = run.outputs()
+    out = run.outputs()[0]
     assert out["env"] == "from-runtime-env"
     assert out["x"] == 9
     # working_dir is the code bundle: Ray unpacked it for the worker, which runs inside it.
@@ -164,5 +164,5 @@ def test_seed_example_as_written_with_pip_runtime_env(no_ray_leak):
         futures = [square.remote(i) for i in range(n)]
         return ray.get(futures)
 
-    assert flyte.run(ray_task).outputs() == [0, 1, 4]
+    assert flyte.run(ray_task).outputs()[0] == [0, 1, 4]
     assert sys.modules.get("ray") is ray

@@ -123,7 +123,7 @@ def test_udf_from_user_module_runs_on_the_standalone_cluster(standalone_cluster,
                 "module_file": located[0], "worker_python_pid": located[1], "worker_cwd": located[2]}
 
     before = spark_temp_dirs()
-    out = flyte.run(decorate_on_cluster, ["x", "y"]).outputs()
+    out = flyte.run(decorate_on_cluster, ["x", "y"]).outputs()[0]
     assert out["master"] == standalone_cluster["url"]
     assert out["decorated"] == ["<x>", "<y>"]
     # Imported on the executor, in the worker's app directory, from the shipped bundle zip.

@@ -127,7 +127,7 @@ def results():
 
 @pytest.fixture(scope="module")
 def out(results):
-    return results.outputs()
+    return results.outputs()[0]
 
 
 def test_seed_example_runs_as_written():
@@ -149,7 +149,7 @@ def test_seed_example_runs_as_written():
 
     assert isinstance(process_data, PysparkFunctionTask)
     before = spark_temp_dirs()
-    assert flyte.run(process_data).outputs() == 999.0
+    assert flyte.run(process_data).outputs()[0] == 999.0
     assert_no_engine_left(before)
 
 

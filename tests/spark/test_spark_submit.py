@@ -63,7 +63,7 @@ def test_spark_submit_runs_the_application(app_jar):
         return flyte.ctx().data["spark_submit_stdout"].strip()
 
     assert isinstance(echo, GenericSparkTask)
-    assert flyte.run(echo).outputs() == "greeting=hello hadoop=hv"
+    assert flyte.run(echo).outputs()[0] == "greeting=hello hadoop=hv"
     assert not engine_children()
 
 

@@ -9,7 +9,7 @@ env = flyte.TaskEnvironment(name="hello")
 async def square(x: int) -> int:
     return x * x
 
-print(flyte.run(square, x=3).outputs())
+print(flyte.run(square, x=3).outputs()[0])
 ```
 
 Importing this package loads anyio, msgspec and cloudpickle only: engines (pyspark, ray, distributed, torch,
@@ -24,6 +24,7 @@ from ._context import TaskContext, ctx
 from ._devices import AMD_GPU, APPLE_SILICON, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron
 from ._environment import TaskEnvironment
 from ._grouping import custom_context, get_custom_context, group, trace
+from ._image import Image
 from ._initialize import (
     current_domain,
     current_project,
@@ -55,6 +56,7 @@ __all__ = [
     "GPU",
     "HABANA_GAUDI",
     "TPU",
+    "Image",
     "Action",
     "Backoff",
     "Cache",

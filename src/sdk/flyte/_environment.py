@@ -52,6 +52,9 @@ class TaskEnvironment:
         ``include``, ``service_account`` and ``queue`` apply to remote runs and are recorded here."""
         if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"TaskEnvironment.name: expected letters, digits, '_' or '-', got {name!r}")
+        if image is not None and not isinstance(image, str) and type(image).__name__ != "Image":
+            raise TypeError(f"TaskEnvironment.image: expected an image name, a flyte.Image or 'auto', got "
+                            f"{type(image).__name__}")
         if resources is not None and not isinstance(resources, Resources):
             raise TypeError(f"TaskEnvironment.resources: expected flyte.Resources, got {type(resources).__name__}")
         if reusable is not None and not isinstance(reusable, ReusePolicy):

@@ -176,13 +176,55 @@ class RunState:
                 _unclosed_dirs.discard(self._owned_tmp)
 
 
+class ActionOutputs(tuple):  # type: ignore[type-arg]
+    """A run's outputs, as flyte-sdk returns them: a tuple with one element per output (a task annotated
+    ``-> tuple[A, B]`` has two), each also an attribute ``o0``, ``o1``... So ``run.outputs()[0]`` is the value of a
+    single-output task. A single-output ``ActionOutputs`` also compares equal to its value."""
+
+    def __new__(cls, values: tuple[Any, ...]) -> ActionOutputs:
+        return super().__new__(cls, values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("o") and name[1:].isdigit() and int(name[1:]) < len(self):
+            return self[int(name[1:])]
+        raise AttributeError(f"ActionOutputs has no {name!r}; outputs: {', '.join(self.named_outputs)}")
+
+    @property
+    def named_outputs(self) -> dict[str, Any]:
+        return {f"o{i}": value for i, value in enumerate(self)}
+
+    def __eq__(self, other: object) -> bool:
+        if len(self) == 1 and not isinstance(other, tuple):
+            return bool(self[0] == other)
+        return tuple.__eq__(self, other)  # type: ignore[no-any-return]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self) -> str:
+        return "ActionOutputs(" + ", ".join(f"o{i}={v!r}" for i, v in enumerate(self)) + ")"
+
+
+def outputs_of(value: Any, output_type: Any) -> ActionOutputs:
+    """``value`` as flyte-sdk's outputs of a task whose return annotation is ``output_type``."""
+    import typing
+
+    args = typing.get_args(output_type)
+    multiple = (typing.get_origin(output_type) is tuple and bool(args) and args[-1] is not Ellipsis
+                and isinstance(value, tuple))
+    return ActionOutputs(tuple(value) if multiple else (value,))
+
+
 class Run:
     """The result of :func:`flyte.run`: status, outputs, the tree of actions with their timings, and ``url``, the
     run's summary page (a local file, with its outputs, actions and reports)."""
 
-    def __init__(self, state: RunState, outputs: Any, error: BaseException | None) -> None:
+    def __init__(self, state: RunState, outputs: Any, error: BaseException | None, output_type: Any = Any) -> None:
         self._state = state
         self._outputs = outputs
+        self._output_type = output_type
         self.error = error
 
     @property
@@ -237,8 +279,15 @@ class Run:
         if self.error is not None:
             raise self.error
 
-    def outputs(self) -> Any:
-        """The task's return value; re-raises the task's exception if the run failed."""
+    def outputs(self) -> ActionOutputs:
+        """The task's outputs in flyte-sdk's shape: ``run.outputs()[0]`` (or ``.o0``) is the return value; a task
+        annotated ``-> tuple[A, B]`` has ``[0]`` and ``[1]``. Re-raises the task's exception if the run failed."""
+        if self.error is not None:
+            raise self.error
+        return outputs_of(self._outputs, self._output_type)
+
+    def value(self) -> Any:
+        """The task's return value as it returned it (``outputs()[0]`` for a single output)."""
         if self.error is not None:
             raise self.error
         return self._outputs

@@ -45,14 +45,14 @@ async def execute_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], 
     from ._records import write_run
 
     write_run(state, outputs, error)
-    return Run(state, outputs, error)
+    return Run(state, outputs, error, task.interface.output)
 
 
 async def run_implicit(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A task awaited outside any run: a run of its own, with the plugin's pre/post, returning the value."""
     options = _default_options.get() or RunOptions(progress="quiet")
     run = await execute_run(task, args, kwargs, options)
-    return run.outputs()
+    return run.value()
 
 
 def run_sync_implicit(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -142,7 +142,7 @@ def _task_command(task: TaskTemplate[Any, Any], run_options: dict[str, Any]) -> 
 
             traceback.print_exception(exc)
             sys.exit(1)
-        outputs = run.outputs()
+        outputs = run.value()
         try:
             click.echo(msgspec.json.encode(outputs).decode())
         except TypeError:

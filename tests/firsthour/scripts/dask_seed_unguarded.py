@@ -18,4 +18,4 @@ async def dask_processing_task(n: int) -> int:
     return int(da.ones(n, chunks=10).sum().compute())
 
 
-print("RESULT", flyte.run(dask_processing_task, n=100).outputs())
+print("RESULT", flyte.run(dask_processing_task, n=100).outputs()[0])

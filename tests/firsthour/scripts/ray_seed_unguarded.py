@@ -23,4 +23,4 @@ async def ray_processing_task(data_path: str) -> int:
     return sum(results)
 
 
-print("RESULT", flyte.run(ray_processing_task, data_path="unused").outputs())
+print("RESULT", flyte.run(ray_processing_task, data_path="unused").outputs()[0])

@@ -10,4 +10,4 @@ async def count(n: int) -> int:
     return flyte.ctx().data["spark_session"].range(n).count()
 
 
-print("RESULT", flyte.run(count, n=1000).outputs())
+print("RESULT", flyte.run(count, n=1000).outputs()[0])

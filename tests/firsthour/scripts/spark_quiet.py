@@ -19,4 +19,4 @@ async def count(n: int) -> int:
     return spark.range(n).count()
 
 
-print("RESULT", flyte.run(count, n=1000).outputs())
+print("RESULT", flyte.run(count, n=1000).outputs()[0])

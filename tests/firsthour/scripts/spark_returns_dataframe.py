@@ -11,5 +11,5 @@ async def frame(n: int):
     return spark.range(n).withColumnRenamed("id", "x")
 
 
-df = flyte.run(frame, n=5).outputs()
+df = flyte.run(frame, n=5).outputs()[0]
 print("RESULT", type(df).__name__, len(df), list(df["x"]))

@@ -41,4 +41,4 @@ async def driver() -> list:
 
 
 if __name__ == "__main__":
-    print("RESULT", flyte.run(driver).outputs())
+    print("RESULT", flyte.run(driver).outputs()[0])

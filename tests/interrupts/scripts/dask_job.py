@@ -27,4 +27,4 @@ if __name__ == "__main__":
     task = long_job
     if os.environ.get("JOB_TIMEOUT"):  # the timeout tests
         task = long_job.override(timeout=float(os.environ["JOB_TIMEOUT"]))
-    print(flyte.run(task, n=200).outputs())
+    print(flyte.run(task, n=200).outputs()[0])

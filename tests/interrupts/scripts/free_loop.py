@@ -54,4 +54,4 @@ async def driver() -> str:
 
 
 if __name__ == "__main__":
-    print(flyte.run(driver).outputs())
+    print(flyte.run(driver).outputs()[0])

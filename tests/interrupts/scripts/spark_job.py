@@ -19,4 +19,4 @@ if __name__ == "__main__":
     task = long_job
     if os.environ.get("JOB_TIMEOUT"):  # the timeout tests
         task = long_job.override(timeout=float(os.environ["JOB_TIMEOUT"]))
-    print(flyte.run(task, n=4000).outputs())
+    print(flyte.run(task, n=4000).outputs()[0])

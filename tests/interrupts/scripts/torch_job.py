@@ -23,4 +23,4 @@ if __name__ == "__main__":
     task = long_job
     if os.environ.get("JOB_TIMEOUT"):  # the timeout tests
         task = long_job.override(timeout=float(os.environ["JOB_TIMEOUT"]))
-    print(flyte.run(task, seconds=300).outputs())
+    print(flyte.run(task, seconds=300).outputs()[0])
