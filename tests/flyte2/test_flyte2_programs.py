@@ -153,3 +153,45 @@ def test_image_cannot_be_made_directly_and_configs_validate():
     assert flyte.Timeout(60).max_runtime == 60 and flyte.RetryStrategy(3).count == 3
     with pytest.raises(ValueError, match="mode"):
         flyte.with_runcontext("hybrid")
+
+
+def test_a_plugin_written_as_flyte_sdk_plugins_are(tmp_path):
+    result, _, _ = run_program("custom_plugin.py", tmp_path)
+    assert result["outputs"] == ["hihi ada", "HEY ada"]
+    assert result["events"] == [["pre", "hi"], ["post", "hihi ada"], ["pre", "HEY"], ["post", "HEY ada"]]
+    assert result["type"] == "greeter" and result["config"] == {"greeting": "hi", "times": 2}
+    assert result["distinct"]
+
+
+def test_plugin_packages_export_flyte_sdk_names_and_positional_configs():
+    from flyteplugins.dask import Dask, Scheduler, WorkerGroup
+    from flyteplugins.pytorch import Elastic
+    from flyteplugins.ray import AutoscalerOptionsConfig, HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+    from flyteplugins.spark import Spark
+
+    assert Spark({"spark.executor.instances": "2"}).spark_conf == {"spark.executor.instances": "2"}
+    assert Elastic(1, 4).nproc_per_node == 4
+    ray = RayJobConfig([WorkerNodeConfig("workers", 2)], HeadNodeConfig({"num-cpus": "1"}), True,
+                       AutoscalerOptionsConfig("Aggressive", 60))
+    assert ray.worker_node_config[0].replicas == 2 and ray.autoscaler_options.idle_timeout_seconds == 60
+    assert Dask(Scheduler(), WorkerGroup(3)).workers.number_of_workers == 3
+    with pytest.raises(TypeError, match="at most 2 positional"):
+        Dask(Scheduler(), WorkerGroup(3), "extra")
+    with pytest.raises(ValueError, match="upscaling_mode"):
+        AutoscalerOptionsConfig("Sometimes")
+    code = ("import sys, flyteplugins.spark, flyteplugins.ray, flyteplugins.dask, flyteplugins.pytorch\n"
+            "print(sorted({'pyspark', 'ray', 'torch', 'distributed'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr  # importing a plugin imports no engine
+
+
+def test_cli_takes_flyte_sdk_run_flags(tmp_path):
+    (tmp_path / "hello.py").write_text(
+        "import os, flyte\nenv = flyte.TaskEnvironment('cli')\n"
+        "@env.task\nasync def hello(name: str) -> str:\n    return os.environ['GREETING'] + ' ' + name\n")
+    done = subprocess.run([sys.executable, "-m", "flyte", "run", "--local", "-e", "GREETING=hey", "--label", "a=b",
+                           "-p", "proj", "-d", "development", "--follow", "hello.py", "hello", "--name", "ada"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "FLYTE_RUNS_DIR": str(tmp_path / "runs")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '"hey ada"'

@@ -28,6 +28,8 @@ class Scheduler(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta)
     (``{"cpu": "1", "memory": "2Gi"}``). Give one or the other.
     """
 
+    __positional__ = ("image", "resources")
+
     image: str | None = None
     resources: Resources | None = None
     requests: dict[str, str | int | float] | None = None
@@ -49,6 +51,8 @@ class WorkerGroup(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMet
     no cpu is set) and the memory limit as Dask's ``memory_limit`` (Dask's ``"auto"`` share of this machine when no
     memory is set). ``image`` is for Kubernetes only.
     """
+
+    __positional__ = ("number_of_workers", "image", "resources")
 
     number_of_workers: int = 1
     image: str | None = None
@@ -79,6 +83,8 @@ class Dask(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
 
     ``dashboard=False`` starts the embedded cluster without its dashboard HTTP server.
     """
+
+    __positional__ = ("scheduler", "workers")
 
     scheduler: Scheduler = msgspec.field(default_factory=Scheduler)
     workers: WorkerGroup = msgspec.field(default_factory=WorkerGroup)

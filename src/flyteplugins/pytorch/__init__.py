@@ -1,3 +1,7 @@
 """PyTorch distributed training: ``Elastic`` (torchrun / torch.distributed.elastic) and ``PyTorch`` (Kubeflow
-fixed-size jobs). Import the configs from :mod:`flyteplugins.pytorch.task`; torch itself loads only in the
-processes that train."""
+fixed-size jobs). ``from flyteplugins.pytorch import Elastic`` as with flyte-sdk's plugin; torch itself loads only in
+the processes that train."""
+
+from .task import Elastic, PyTorch, RunPolicy
+
+__all__ = ["Elastic", "PyTorch", "RunPolicy"]

@@ -75,6 +75,8 @@ class RunPolicy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta)
     runs longer); the pod-related fields take effect on Kubernetes only.
     """
 
+    __positional__ = ("clean_pod_policy", "ttl_seconds_after_finished", "active_deadline_seconds", "backoff_limit")
+
     clean_pod_policy: CleanPodPolicy | None = None
     ttl_seconds_after_finished: int | None = None
     active_deadline_seconds: int | None = None
@@ -188,6 +190,8 @@ class Elastic(NcclSettings, frozen=True, kw_only=True):  # type: ignore[metaclas
     - ``nccl_*``: NCCL failure detection, see :class:`NcclSettings`.
     - ``run_policy``: the Kubeflow job's policy (``active_deadline_seconds`` is also enforced locally).
     """
+
+    __positional__ = ("nnodes", "nproc_per_node", "rdzv_backend", "run_policy", "monitor_interval", "max_restarts", "rdzv_configs", "nccl_heartbeat_timeout_sec", "nccl_async_error_handling", "nccl_collective_timeout_sec", "nccl_enable_monitoring")
 
     nnodes: int | str = 1
     nproc_per_node: int = 1

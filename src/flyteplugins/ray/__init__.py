@@ -1,8 +1,8 @@
 """Ray for flyte tasks: a local Ray instance sized from the config, or an existing cluster (``address=``).
 
-The public surface is :mod:`flyteplugins.ray.task`; importing either module does not import Ray.
+``from flyteplugins.ray import RayJobConfig`` as with flyte-sdk's plugin; importing it does not import Ray.
 """
 
-from .task import HeadNodeConfig, RayFunctionTask, RayJobConfig, WorkerNodeConfig
+from .task import AutoscalerOptionsConfig, HeadNodeConfig, RayFunctionTask, RayJobConfig, WorkerNodeConfig
 
-__all__ = ["HeadNodeConfig", "RayFunctionTask", "RayJobConfig", "WorkerNodeConfig"]
+__all__ = ["AutoscalerOptionsConfig", "HeadNodeConfig", "RayFunctionTask", "RayJobConfig", "WorkerNodeConfig"]

@@ -74,6 +74,8 @@ class HeadNodeConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=Config
     count toward the local instance's size (default: none when worker groups exist, so work goes to the workers).
     """
 
+    __positional__ = ("ray_start_params", "pod_template", "requests", "limits")
+
     ray_start_params: dict[str, str] | None = None
     pod_template: PodTemplate | str | None = None
     requests: ResourcesLike | None = None
@@ -90,6 +92,8 @@ class HeadNodeConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=Config
 class WorkerNodeConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """A group of identical Ray worker nodes: ``replicas`` of them, between ``min_replicas`` and ``max_replicas``
     when autoscaling. Resource fields as in :class:`HeadNodeConfig`."""
+
+    __positional__ = ("group_name", "replicas", "min_replicas", "max_replicas", "ray_start_params", "pod_template", "requests", "limits")
 
     group_name: str
     replicas: int = 1
@@ -121,6 +125,37 @@ class WorkerNodeConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=Conf
             msgspec.structs.force_setattr(self, field, _normalize_resources(owner, field, getattr(self, field)))
 
 
+class AutoscalerOptionsConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
+    """KubeRay's autoscaler settings (``enable_autoscaling=True`` on Kubernetes): ``upscaling_mode`` (one of
+    ``UpscalingMode``'s values), ``idle_timeout_seconds``, and the autoscaler container's ``image``, ``env`` and
+    ``resources``. A local Ray instance does not autoscale; these apply to the Kubernetes tier."""
+
+    __positional__ = ("upscaling_mode", "idle_timeout_seconds", "image", "env", "resources")
+
+    class UpscalingMode:
+        UNSPECIFIED = "Unspecified"
+        DEFAULT = "Default"
+        AGGRESSIVE = "Aggressive"
+        CONSERVATIVE = "Conservative"
+
+    upscaling_mode: str | None = None
+    idle_timeout_seconds: int | None = None
+    image: str | None = None
+    env: dict[str, str] | None = None
+    resources: Resources | None = None
+
+    def __post_init__(self) -> None:
+        modes = ("Unspecified", "Default", "Aggressive", "Conservative")
+        if self.upscaling_mode is not None and self.upscaling_mode not in modes:
+            raise ValueError(f"AutoscalerOptionsConfig.upscaling_mode: {self.upscaling_mode!r}; allowed: "
+                             f"{', '.join(modes)} (AutoscalerOptionsConfig.UpscalingMode)")
+        if self.idle_timeout_seconds is not None and (isinstance(self.idle_timeout_seconds, bool)
+                                                      or not isinstance(self.idle_timeout_seconds, int)
+                                                      or self.idle_timeout_seconds < 0):
+            raise ValueError("AutoscalerOptionsConfig.idle_timeout_seconds: expected an int >= 0, got "
+                             f"{self.idle_timeout_seconds!r}")
+
+
 class RayJobConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     """A Ray job: the cluster it runs on and its runtime environment.
 
@@ -134,9 +169,12 @@ class RayJobConfig(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMe
     ``ttl_seconds_after_finished`` govern a cluster created for the job on Kubernetes.
     """
 
+    __positional__ = ("worker_node_config", "head_node_config", "enable_autoscaling", "autoscaler_options", "runtime_env", "address", "shutdown_after_job_finishes", "ttl_seconds_after_finished")
+
     worker_node_config: list[WorkerNodeConfig] = msgspec.field(default_factory=list)
     head_node_config: HeadNodeConfig | None = None
     enable_autoscaling: bool = False
+    autoscaler_options: AutoscalerOptionsConfig | None = None
     runtime_env: dict[str, Any] | None = None
     address: str | None = None
     shutdown_after_job_finishes: bool = False

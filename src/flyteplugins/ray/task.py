@@ -29,9 +29,9 @@ import msgspec
 
 from flyte.extend import AsyncFunctionTaskTemplate, TaskPluginRegistry, acquire_engine, code_bundle, report_link
 
-from ._config import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from ._config import AutoscalerOptionsConfig, HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 
-__all__ = ["HeadNodeConfig", "RayFunctionTask", "RayJobConfig", "WorkerNodeConfig"]
+__all__ = ["AutoscalerOptionsConfig", "HeadNodeConfig", "RayFunctionTask", "RayJobConfig", "WorkerNodeConfig"]
 
 ENGINE_KIND = "ray"  # Ray is one connection per process, whichever tier
 

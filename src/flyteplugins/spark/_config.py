@@ -89,6 +89,8 @@ class Spark(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     - ``applications_path``, ``driver_pod``, ``executor_pod``: used by the Kubernetes tier; ignored here.
     """
 
+    __positional__ = ("spark_conf", "hadoop_conf", "executor_path", "applications_path", "driver_pod", "executor_pod")
+
     spark_conf: dict[str, str] = msgspec.field(default_factory=dict)
     hadoop_conf: dict[str, str] = msgspec.field(default_factory=dict)
     executor_path: str | None = None

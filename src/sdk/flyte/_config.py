@@ -55,6 +55,17 @@ class ConfigMeta(type(msgspec.Struct)):  # type: ignore[misc]
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         fields = cls.__struct_fields__
+        order: tuple[str, ...] | None = getattr(cls, "__positional__", None)
+        if args and order is not None:
+            # A keyword-only struct may still take flyte-sdk's positional order, named by ``__positional__``.
+            if len(args) > len(order):
+                raise TypeError(f"{cls.__name__}() takes at most {len(order)} positional argument(s) "
+                                f"({', '.join(order) or 'none'}), got {len(args)}")
+            for name, value in zip(order, args, strict=False):
+                if name in kwargs:
+                    raise TypeError(f"{cls.__name__}(): {name!r} given by position and by name")
+                kwargs[name] = value
+            args = ()
         unknown = [name for name in kwargs if name not in fields]
         if unknown:
             import difflib

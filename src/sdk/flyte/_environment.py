@@ -17,7 +17,7 @@ from ._config import (
     normalize_secrets,
 )
 from ._registry import TaskPluginRegistry
-from ._task import TaskSettings, TaskTemplate, normalize_settings
+from ._task import TaskSettings, TaskTemplate, make_template, normalize_settings, reuse_supported
 
 _UNSET: Any = object()
 
@@ -78,7 +78,7 @@ class TaskEnvironment:
         self.service_account = service_account
         self.queue = queue
         self.template_class: type[TaskTemplate[Any, Any]] = TaskPluginRegistry.template_for(plugin_config)
-        if reusable is not None and plugin_config is not None and not self.template_class.supports_reuse:
+        if reusable is not None and plugin_config is not None and not reuse_supported(self.template_class):
             raise ValueError(
                 f"TaskEnvironment {name!r}: plugin_config {type(plugin_config).__name__} cannot be used with "
                 f"reusable=ReusePolicy(...): the {self.template_class.__name__} plugin does not support reuse; "
@@ -134,7 +134,7 @@ class TaskEnvironment:
                 report=report,
                 docs=(docs if isinstance(docs, str) else getattr(docs, "description", None)) or fn.__doc__,
             )
-            template = self.template_class(fn, environment=self, settings=settings)
+            template = make_template(self.template_class, fn, environment=self, settings=settings)
             self.tasks[template.name] = template
             return template
 

@@ -41,6 +41,11 @@ R = TypeVar("R")
 _worker_thread = threading.local()
 
 
+# flyte-sdk's override() settings that only a Flyte backend acts on.
+_REMOTE_ONLY_OVERRIDES = frozenset({"service_account", "max_inline_io_bytes", "queue", "interruptible", "entrypoint",
+                                    "produces_artifacts", "links"})
+
+
 class TaskSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ``override`` may change. Frozen: an override builds a new task with new settings."""
 
@@ -88,7 +93,8 @@ class TaskTemplate(Generic[P, R]):
         return self.settings.short_name
 
     def _check_reuse(self) -> None:
-        if self.settings.reusable is not None and self.settings.plugin_config is not None and not self.supports_reuse:
+        if (self.settings.reusable is not None and self.settings.plugin_config is not None
+                and not reuse_supported(type(self))):
             raise ValueError(
                 f"{self.name}: plugin_config {type(self.settings.plugin_config).__name__} cannot be used with "
                 f"reusable=ReusePolicy(...): the {type(self).__name__} plugin does not support reuse; "
@@ -103,6 +109,10 @@ class TaskTemplate(Generic[P, R]):
         ``env_vars={}``) are applied. A config of another plugin rebuilds the task as that plugin's template; the
         reusable rule is checked as at definition.
         """
+        for remote_only in _REMOTE_ONLY_OVERRIDES & set(changes):
+            del changes[remote_only]  # flyte-sdk settings with no local meaning: accepted, nothing to change here
+        if changes.get("reusable") == "off":
+            changes["reusable"] = None
         allowed = set(TaskSettings.__struct_fields__)
         unknown = set(changes) - allowed
         if unknown:
@@ -113,7 +123,7 @@ class TaskTemplate(Generic[P, R]):
             from ._registry import TaskPluginRegistry
 
             template_cls = TaskPluginRegistry.template_for(settings.plugin_config)
-        return template_cls(self.func, environment=self.environment, settings=settings)
+        return make_template(template_cls, self.func, environment=self.environment, settings=settings)
 
     # -- calling ----------------------------------------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -221,6 +231,42 @@ async def run_in_daemon_thread(func: Callable[..., Any], args: tuple[Any, ...], 
             _worker_thread.token = None
 
     return await run_blocking(body, grace=grace, name=f"flyte-task {name}")
+
+
+def reuse_supported(cls: type) -> bool:
+    """Our ``supports_reuse``, or flyte-sdk's ``supports_reuse_policy``."""
+    return bool(getattr(cls, "supports_reuse", False) or getattr(cls, "supports_reuse_policy", False))
+
+
+def make_template(cls: type[TaskTemplate[Any, Any]], func: Callable[..., Any], *, environment: Any,
+                  settings: TaskSettings) -> TaskTemplate[Any, Any]:
+    """An instance of the template class ``cls`` for ``func``.
+
+    Plugins written as flyte-sdk's are (``@dataclass(kw_only=True)`` subclasses declaring ``plugin_config``,
+    ``task_type``... as fields) have a generated ``__init__`` that knows nothing of ours: their fields get their
+    defaults, the base is initialized as usual, ``plugin_config`` is the call's config, then their ``__post_init__``
+    runs, as flyte-sdk would run it."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(cls):
+        return cls(func, environment=environment, settings=settings)
+    if cls.__dict__.get("__hash__", object.__hash__) is None:
+        # The dataclass made equality field-wise (all tasks of the plugin equal) and dropped hashing: tasks are
+        # distinct objects, as ours are.
+        cls.__eq__ = object.__eq__  # type: ignore[method-assign,assignment]
+        cls.__hash__ = object.__hash__  # type: ignore[method-assign,assignment]
+    template = cls.__new__(cls)
+    for field in dataclasses.fields(cls):
+        if field.default is not dataclasses.MISSING:
+            template.__dict__[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            template.__dict__[field.name] = field.default_factory()
+    TaskTemplate.__init__(template, func, environment=environment, settings=settings)
+    template.__dict__["plugin_config"] = settings.plugin_config  # the dataclass field shadows our property
+    post_init = getattr(template, "__post_init__", None)
+    if post_init is not None:
+        post_init()
+    return template
 
 
 def _loop_running() -> bool:

@@ -165,12 +165,26 @@ def main() -> None:
 @click.option("--raw-data-path", help="Where offloaded data goes (kept after the run).")
 @click.option("--quiet", "progress", flag_value="quiet", help="No progress output.")
 @click.option("--plain", "progress", flag_value="plain", help="Plain progress lines instead of a live tree.")
+@click.option("--local", is_flag=True, help="Run locally (flyte-sdk's flag; runs here always are).")
+@click.option("-e", "--env", "env_vars", multiple=True, metavar="KEY=VALUE", help="An environment variable for the run.")
+@click.option("--root-dir", help="The directory the code bundle is taken from (default: the file's).")
+@click.option("-f", "--follow", is_flag=True, help="flyte-sdk's flag: a local run is always followed.")
+@click.option("-p", "--project", help="Recorded on the run (flyte-sdk's project).")
+@click.option("-d", "--domain", help="Recorded on the run (flyte-sdk's domain).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Recorded on the run.")
+@click.option("--copy-style", type=click.Choice(["loaded_modules", "all", "none", "custom"]), help="Recorded.")
+@click.option("--service-account", help="Recorded on the run.")
+@click.option("--queue", help="Recorded on the run.")
+@click.option("--image", "images", multiple=True, metavar="[NAME=]URI", help="Recorded on the run.")
 @click.argument("file", required=False)
 @click.argument("task_name", required=False)
 @click.pass_context
-def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progress: str | None,
-        file: str | None, task_name: str | None) -> None:
-    """Run TASK_NAME from FILE with the task's parameters as options (see `flyte run FILE TASK --help`)."""
+def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progress: str | None, local: bool,
+        env_vars: tuple[str, ...], root_dir: str | None, follow: bool, project: str | None, domain: str | None,
+        labels: tuple[str, ...], copy_style: str | None, service_account: str | None, queue: str | None,
+        images: tuple[str, ...], file: str | None, task_name: str | None) -> None:
+    """Run TASK_NAME from FILE with the task's parameters as options (see `flyte run FILE TASK --help`).
+    flyte-sdk's `flyte run` flags are accepted; those that only mean something to a Flyte backend are recorded."""
     if file is None or file in ("--help", "-h"):
         click.echo(ctx.get_help())
         ctx.exit(0)
@@ -187,9 +201,25 @@ def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progres
     if found is None:
         names = ", ".join(sorted(a for a, t in tasks.items() if a != t.name)) or "none"
         raise click.BadParameter(f"no task {task_name!r} in {file}; tasks: {names}", param_hint="TASK_NAME")
-    options = {k: v for k, v in {"name": name, "raw_data_path": raw_data_path, "progress": progress}.items() if v}
+    options: dict[str, Any] = {k: v for k, v in {"name": name, "raw_data_path": raw_data_path, "progress": progress,
+                                                  "bundle_root": root_dir}.items() if v}
+    if env_vars:
+        options["env_vars"] = _pairs("--env", env_vars)
+    recorded = {"project": project, "domain": domain, "labels": _pairs("--label", labels) if labels else None,
+                "copy_style": copy_style, "service_account": service_account, "queue": queue}
+    options.update({key: value for key, value in recorded.items() if value})
     command = _task_command(found, options)
     command.main(args=ctx.args, prog_name=f"flyte run {file} {task_name}", standalone_mode=True)
+
+
+def _pairs(option: str, items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=option)
+        out[key] = value
+    return out
 
 
 if __name__ == "__main__":
