@@ -195,3 +195,12 @@ def test_cli_takes_flyte_sdk_run_flags(tmp_path):
                           env={**os.environ, "FLYTE_RUNS_DIR": str(tmp_path / "runs")})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == '"hey ada"'
+
+
+def test_files_dirs_and_data_frames_between_tasks(tmp_path):
+    result, _, runs = run_program("files_and_frames.py", tmp_path)
+    assert result["text"] == "hello" and result["after"] == "hello"
+    assert result["listing"] == ["deep.txt", "part-0.csv", "part-1.csv", "|", "part-0.csv", "part-1.csv"]
+    assert result["frame"] == 10 and result["written"] == 12
+    data = runs / result["run"] / "data"
+    assert Path(result["file_path"]).is_relative_to(data) and Path(result["written_uri"]).is_relative_to(data)
