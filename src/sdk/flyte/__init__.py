@@ -18,29 +18,55 @@ kubernetes_asyncio) load when a plugin's task runs, rich when progress is first 
 
 from __future__ import annotations
 
-from . import errors, report
+from typing import TYPE_CHECKING, Any
+
+from . import errors
 from ._config import Backoff, Cache, PodTemplate, Resources, RetryStrategy, ReusePolicy, Secret, Timeout
 from ._context import TaskContext, ctx
 from ._devices import AMD_GPU, APPLE_SILICON, GPU, HABANA_GAUDI, TPU, Device, DeviceClass, Neuron
 from ._environment import TaskEnvironment
 from ._grouping import custom_context, get_custom_context, group, trace
-from ._image import Image
-from ._initialize import (
-    current_domain,
-    current_project,
-    init,
-    init_from_api_key,
-    init_from_config,
-    init_in_cluster,
-    init_passthrough,
-    is_control_plane_available,
-    logger,
-    system_logger,
-)
 from ._map import map
 from ._run import Action, Run
 from ._runner import RunContext, run, with_runcontext
 from ._task import TaskTemplate
+
+if TYPE_CHECKING:
+    from . import report
+    from ._image import Image
+    from ._initialize import (
+        current_domain,
+        current_project,
+        init,
+        init_from_api_key,
+        init_from_config,
+        init_in_cluster,
+        init_passthrough,
+        is_control_plane_available,
+        logger,
+        system_logger,
+    )
+
+# Loaded on first use, to keep `import flyte` close to the cost of its dependencies (benchmarks/bench_core.py).
+_LAZY = {
+    "Image": "._image", "report": ".report",
+    **dict.fromkeys(("current_domain", "current_project", "init", "init_from_api_key", "init_from_config",
+                     "init_in_cluster", "init_passthrough", "is_control_plane_available", "logger",
+                     "system_logger"), "._initialize"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'flyte' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(module_name, __name__)
+    value = module if name == module_name.lstrip(".") else getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 
