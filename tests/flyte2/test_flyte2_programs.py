@@ -204,3 +204,27 @@ def test_files_dirs_and_data_frames_between_tasks(tmp_path):
     assert result["frame"] == 10 and result["written"] == 12
     data = runs / result["run"] / "data"
     assert Path(result["file_path"]).is_relative_to(data) and Path(result["written_uri"]).is_relative_to(data)
+
+
+def test_map_takes_partials_groups_its_calls_and_returns_exceptions_by_default():
+    import functools
+
+    import flyte
+
+    env = flyte.TaskEnvironment(name="mapping")
+
+    @env.task
+    async def scale(x: int, factor: int) -> int:
+        if x == 3:
+            raise ValueError("three")
+        return x * factor
+
+    @env.task
+    async def fan_out(xs: list[int]) -> list:
+        results = [r async for r in flyte.map.aio(functools.partial(scale, factor=10), xs, group_name="scaled")]
+        return [r if isinstance(r, int) else f"error: {r}" for r in results]
+
+    run = flyte.run(fan_out, [1, 2, 3])
+    assert run.outputs()[0] == [10, 20, "error: three"]
+    (node,) = run.actions[0].children
+    assert (node.kind, node.task_name, len(node.children)) == ("group", "scale_scaled", 3)
