@@ -168,9 +168,14 @@ def new_scratch_dir() -> str:
     return tempfile.mkdtemp(prefix="flyte-spark-")
 
 
+# Scratch dirs of starts that abort_start cut short: their JVM's lines say only that it was killed.
+_aborted_starts: set[str] = set()
+
+
 def abort_start(scratch: str) -> None:
     """Make a session start that is under way fail now: kill the JVM being launched for ``scratch`` (pyspark then
     raises, and :func:`start_session` cleans up)."""
+    _aborted_starts.add(scratch)
     kill_processes_naming(scratch)
 
 
@@ -211,8 +216,9 @@ def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngin
         session = _new_session(conf)
     except BaseException:
         shutdown_gateway()
-        if output is not None:
-            output.release(show_held=True)  # the JVM's own account of why it did not start
+        if output is not None:  # the JVM's own account of why it did not start, unless we stopped it
+            output.release(show_held=scratch not in _aborted_starts)
+        _aborted_starts.discard(scratch)
         raise
     output.release(show_held=False)
     gateway = SparkContext._gateway

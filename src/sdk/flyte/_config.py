@@ -157,8 +157,9 @@ class Resources(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
         return int(quantity_to_float(self.memory[1] if isinstance(self.memory, tuple) else self.memory))
 
 
-class PodTemplate(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """A Kubernetes pod spec as a plain dict (no kubernetes import), plus the primary container's name."""
+class PodTemplate(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
+    """A Kubernetes pod spec, as a dict or a kubernetes ``V1PodSpec`` (kept as the API's dict; kubernetes is never
+    imported here), plus the primary container's name, labels and annotations. flyte-sdk's positional order."""
 
     pod_spec: dict[str, Any] = msgspec.field(default_factory=dict)
     primary_container_name: str = "primary"
@@ -166,14 +167,37 @@ class PodTemplate(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMet
     annotations: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pod_spec, dict):
-            raise TypeError(f"PodTemplate.pod_spec: expected a dict, got {type(self.pod_spec).__name__}")
+        if self.pod_spec is None:
+            msgspec.structs.force_setattr(self, "pod_spec", {})
+        elif not isinstance(self.pod_spec, dict):
+            if not hasattr(self.pod_spec, "attribute_map"):
+                raise TypeError(f"PodTemplate.pod_spec: expected a dict or a kubernetes V1PodSpec, got "
+                                f"{type(self.pod_spec).__name__}")
+            msgspec.structs.force_setattr(self, "pod_spec", _k8s_model_to_dict(self.pod_spec))
+        for field in ("labels", "annotations"):
+            if getattr(self, field) is None:
+                msgspec.structs.force_setattr(self, field, {})
         if not self.primary_container_name:
             raise ValueError("PodTemplate.primary_container_name: must be a non-empty container name")
         for field in ("labels", "annotations"):
             for key, value in getattr(self, field).items():
                 if not isinstance(key, str) or not isinstance(value, str):
                     raise TypeError(f"PodTemplate.{field}: keys and values must be strings, got {key!r}: {value!r}")
+
+
+def _k8s_model_to_dict(value: Any) -> Any:
+    """A kubernetes (or kubernetes_asyncio) client model as the API's JSON (camelCase keys, Nones left out), read
+    from the model's own ``attribute_map``; kubernetes itself is not imported."""
+    if isinstance(value, (list, tuple)):
+        return [_k8s_model_to_dict(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _k8s_model_to_dict(item) for key, item in value.items()}
+    if hasattr(value, "attribute_map"):
+        return {json_name: _k8s_model_to_dict(getattr(value, attribute))
+                for attribute, json_name in value.attribute_map.items() if getattr(value, attribute) is not None}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 class ReusePolicy(msgspec.Struct, frozen=True, metaclass=ConfigMeta):
