@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from ._bundle import CodeBundle, build_bundle, install_bundle
 from ._codec import TypeEncoder, register_type_encoder
@@ -17,8 +17,58 @@ from ._registry import TaskPluginRegistry
 from ._task import AsyncFunctionTaskTemplate, TaskTemplate, run_in_daemon_thread
 from ._threads import INTERRUPT_GRACE_S, run_blocking, shielded
 
+# flyte-sdk 2.x's names (see docs/flyte2-compatibility.md).
+PRIMARY_CONTAINER_DEFAULT_NAME = "primary"
+Architecture = Literal["linux/amd64", "linux/arm64"]
+RuntimeTaskTemplate = AsyncFunctionTaskTemplate  # flyte-sdk's middle class: ours has one template class for both
+
+
+def is_initialized() -> bool:
+    """Whether ``flyte.init*`` was called in this process (runs never need it here)."""
+    from ._initialize import initialized
+
+    return initialized() is not None
+
+
+def lazy_module(fullname: str) -> Any:
+    """A module imported on first attribute access (an engine a plugin may not need)."""
+    import importlib.util
+    import sys
+
+    if fullname in sys.modules:
+        return sys.modules[fullname]
+    spec = importlib.util.find_spec(fullname)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {fullname!r}")
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[fullname] = module
+    loader.exec_module(module)
+    return module
+
+
+def pod_spec_from_resources(primary_container_name: str = PRIMARY_CONTAINER_DEFAULT_NAME,
+                            requests: dict[str, str] | None = None, limits: dict[str, str] | None = None,
+                            k8s_gpu_resource_key: str = "nvidia.com/gpu") -> dict[str, Any]:
+    """A pod spec (the API's dict) whose primary container has these requests and limits."""
+
+    def side(values: dict[str, str] | None) -> dict[str, str]:
+        return {(k8s_gpu_resource_key if key in ("gpu", "nvidia.com/gpu") else key): str(value)
+                for key, value in (values or {}).items()}
+
+    resources = {name: side(values) for name, values in (("requests", requests), ("limits", limits)) if values}
+    return {"containers": [{"name": primary_container_name, "resources": resources}]}
+
+
 __all__ = [
     "INTERRUPT_GRACE_S",
+    "PRIMARY_CONTAINER_DEFAULT_NAME",
+    "Architecture",
+    "RuntimeTaskTemplate",
+    "is_initialized",
+    "lazy_module",
+    "pod_spec_from_resources",
     "AsyncFunctionTaskTemplate",
     "CodeBundle",
     "ConfigMeta",
