@@ -228,3 +228,36 @@ def test_map_takes_partials_groups_its_calls_and_returns_exceptions_by_default()
     assert run.outputs()[0] == [10, 20, "error: three"]
     (node,) = run.actions[0].children
     assert (node.kind, node.task_name, len(node.children)) == ("group", "scale_scaled", 3)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_flyte_sdk_spark_example(tmp_path):
+    result, output, _ = run_program("spark_pi.py", tmp_path)
+    assert 2.5 < result["pi"] < 3.8
+    assert result["uri"].startswith("ghcr.io/example/spark:py3.10-")
+    assert "PARALLELISM 2" in output and "PARALLELISM 1" in output  # the override resized the session
+    assert "left out of the local session" in output  # the unreachable jar, said plainly
+
+
+@pytest.mark.dask
+@pytest.mark.slow
+def test_flyte_sdk_dask_example(tmp_path):
+    result, output, _ = run_program("dask_nested.py", tmp_path)
+    assert result == {"out": [1, 2, 3], "phase": "SUCCEEDED"}
+    assert "Hello from the Dask task!" in output
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_flyte_sdk_ray_example(tmp_path):
+    result, output, _ = run_program("ray_nested.py", tmp_path)
+    assert result == {"out": [0, 1, 4]}
+    assert "Hello from the Ray task!" in output
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_flyte_sdk_pytorch_example(tmp_path):
+    result, _, _ = run_program("torch_ddp.py", tmp_path)
+    assert isinstance(result["loss"], float) and result["loss"] >= 0

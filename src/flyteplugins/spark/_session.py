@@ -210,7 +210,7 @@ def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngin
     try:
         for sub in ("warehouse", "tmp", "derby"):
             os.makedirs(os.path.join(scratch, sub), exist_ok=True)
-        conf = session_conf(spec, app_name, scratch)
+        conf = _embedded_conf(spec, app_name, scratch)
         output = _JvmOutput()
         _launch_gateway(conf, output)
         session = _new_session(conf)
@@ -226,12 +226,45 @@ def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngin
                        gateway_proc=getattr(gateway, "proc", None), ui_url=session.sparkContext.uiWebUrl)
 
 
+def _embedded_conf(spec: SessionSpec, app_name: str, scratch: str) -> dict[str, str]:
+    conf = session_conf(spec, app_name, scratch)
+    if "spark.jars" in conf:
+        conf["spark.jars"] = _reachable_jars(conf["spark.jars"])
+    return conf
+
+
+def _reachable_jars(jars: str) -> str:
+    """``spark.jars`` without the remote jars whose host cannot be resolved from here.
+
+    spark-submit downloads remote jars before the JVM starts, and one unreachable host ends the start
+    (UnknownHostException): programs written for a cluster (flyte-sdk's Spark example lists GCS and S3 connector jars)
+    would not run on a machine without that network at all. Such jars are left out with a warning; the session
+    then lacks only their classes."""
+    import socket
+    from urllib.parse import urlparse
+
+    kept = []
+    for jar in (j.strip() for j in jars.split(",")):
+        if not jar:
+            continue
+        parsed = urlparse(jar)
+        if parsed.scheme in ("http", "https", "ftp") and parsed.hostname:
+            try:
+                socket.getaddrinfo(parsed.hostname, parsed.port or 443)
+            except OSError as exc:
+                log.warning("Spark: spark.jars entry %s left out of the local session: %s cannot be reached (%s); "
+                            "its classes will be missing", jar, parsed.hostname, exc)
+                continue
+        kept.append(jar)
+    return ",".join(kept)
+
+
 def resize_session(engine: SparkEngine, spec: SessionSpec, app_name: str) -> SparkEngine:
     """Stop ``engine``'s SparkContext and start one to ``spec`` in the same JVM (blocking). ``spec`` must be
     :func:`resizable` from ``engine.spec``. If that fails the whole engine is stopped."""
     try:
         engine.session.stop()
-        session = _new_session(session_conf(spec, app_name, engine.scratch))
+        session = _new_session(_embedded_conf(spec, app_name, engine.scratch))
     except BaseException:
         stop_session(engine)
         raise

@@ -123,8 +123,65 @@ class _NeedsBackend:
         )
 
 
-class Action(_NeedsBackend): ...
-class ActionDetails(_NeedsBackend): ...
+class ActionDetails:
+    """One action of a recorded run: ``ActionDetails.get(run_name=..., name=...)``. flyte-sdk names a run's root
+    action ``a0``; that name finds the root here too. Local actions have no log links: ``pb2.attempts[-1].log_info``
+    is empty, so code that prints them prints nothing."""
+
+    def __init__(self, run_name: str, record: dict[str, Any]) -> None:
+        from types import SimpleNamespace
+
+        self.run_name = run_name
+        self._record = record
+        attempts = [SimpleNamespace(log_info=[], attempt=i) for i in range(max(1, int(record.get("attempts") or 1)))]
+        self.pb2 = SimpleNamespace(attempts=attempts)
+
+    @classmethod
+    def get(cls, uri: str | None = None, /, run_name: str | None = None, name: str | None = None) -> ActionDetails:
+        if run_name is None:
+            raise ValueError("ActionDetails.get: give run_name= (and name=, default the root action)")
+        run = Run.get(run_name)
+        wanted = name or "a0"
+        for action in _walk(run.details()["actions"]):
+            if action["name"] == wanted or (wanted == "a0" and action is run.details()["actions"][0]):
+                return cls(run_name, action)
+        from .errors import ActionNotFoundError
+
+        raise ActionNotFoundError(f"run {run_name} has no action {wanted!r}")
+
+    @property
+    def name(self) -> str:
+        return str(self._record["name"])
+
+    @property
+    def task_name(self) -> str:
+        return str(self._record["task"])
+
+    @property
+    def phase(self) -> str:
+        return str(self._record["status"]).upper()
+
+    @property
+    def error_info(self) -> str | None:
+        return self._record.get("error")
+
+    @property
+    def attempts(self) -> int:
+        return int(self._record.get("attempts") or 0)
+
+    def __repr__(self) -> str:
+        return f"flyte.remote.ActionDetails(run={self.run_name!r}, name={self.name!r}, phase={self.phase!r})"
+
+
+def _walk(actions: list[dict[str, Any]]) -> Any:
+    for action in actions:
+        yield action
+        yield from _walk(action.get("children", []))
+
+
+Action = ActionDetails
+
+
 class App(_NeedsBackend): ...
 class Artifact(_NeedsBackend): ...
 class Condition(_NeedsBackend): ...
