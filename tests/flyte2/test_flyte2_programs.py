@@ -261,3 +261,10 @@ def test_flyte_sdk_ray_example(tmp_path):
 def test_flyte_sdk_pytorch_example(tmp_path):
     result, _, _ = run_program("torch_ddp.py", tmp_path)
     assert isinstance(result["loss"], float) and result["loss"] >= 0
+
+
+def test_ctx_outside_a_task_is_a_false_null_context():
+    import flyte
+
+    outside = flyte.ctx()
+    assert not outside and outside.action is None and outside.custom_context is None

@@ -131,7 +131,7 @@ class PysparkFunctionTask(AsyncFunctionTaskTemplate):
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         context = flyte.ctx()
-        assert context is not None
+        assert context
         engine: SparkEngine = context.data[_ENGINE_KEY]
         session = context.data[SESSION_KEY]
         args = tuple(rebind(value, session) for value in args)

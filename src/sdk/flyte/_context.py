@@ -109,6 +109,27 @@ def _env_int(name: str, default: int) -> int:
 current_context: ContextVar[TaskContext | None] = ContextVar("flyte_task_context", default=None)
 
 
-def ctx() -> TaskContext | None:
-    """The current task's context, or ``None`` outside any task."""
-    return current_context.get()
+class NullTaskContext:
+    """What ``flyte.ctx()`` returns outside a task, as in flyte-sdk: false in a boolean test (``if flyte.ctx():``),
+    every field None."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+    def __repr__(self) -> str:
+        return "NullTaskContext()"
+
+
+NULL_TASK_CONTEXT = NullTaskContext()
+
+
+def ctx() -> TaskContext | NullTaskContext:
+    """The current task's context; outside any task a false ``NullTaskContext`` whose fields are None."""
+    return current_context.get() or NULL_TASK_CONTEXT
