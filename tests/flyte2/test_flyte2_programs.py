@@ -268,3 +268,78 @@ def test_ctx_outside_a_task_is_a_false_null_context():
 
     outside = flyte.ctx()
     assert not outside and outside.action is None and outside.custom_context is None
+
+
+def test_task_errors_are_their_own_type_and_runtime_user_errors():
+    import pickle
+
+    import flyte
+    import flyte.errors
+
+    env = flyte.TaskEnvironment(name="errs")
+
+    class Custom(Exception):
+        def __init__(self, value: int) -> None:
+            super().__init__(f"custom {value}")
+            self.value = value
+
+    @env.task
+    async def fails(kind: str) -> int:
+        if kind == "value":
+            raise ValueError("bad value")
+        raise Custom(7)
+
+    @env.task
+    async def catches() -> list:
+        seen = []
+        for kind in ("value", "custom"):
+            try:
+                await fails(kind)
+            except flyte.errors.RuntimeUserError as exc:  # flyte-sdk's published error handling
+                seen.append([exc.code, str(exc), isinstance(exc, (ValueError, Custom)), getattr(exc, "value", None)])
+        return seen
+
+    assert flyte.run(catches).outputs()[0] == [["ValueError", "bad value", True, None], ["Custom", "custom 7", True, 7]]
+    with pytest.raises(ValueError, match="bad value") as raised:  # the root's error: still its own type
+        flyte.run(fails, "value")
+    assert isinstance(raised.value, flyte.errors.RuntimeUserError) and type(raised.value).__name__ == "ValueError"
+    assert type(pickle.loads(pickle.dumps(raised.value))) is ValueError
+
+
+def test_forward_aio_forms_and_string_hashes():
+    import asyncio
+
+    import flyte
+    from flyte.io import File
+
+    env = flyte.TaskEnvironment(name="fwd")
+
+    @env.task
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    assert asyncio.run(add.forward(1, 2)) == 3  # the function itself, no run
+    asyncio.run(flyte.init_from_config.aio())
+    with pytest.raises(NotImplementedError, match="needs a Flyte backend"):
+        asyncio.run(flyte.deploy.aio(env))
+    assert File.from_local_sync(__file__, hash_method="precomputed-key").hash == "precomputed-key"
+
+
+def test_a_sync_task_called_in_an_async_task_runs_even_unawaited():
+    import flyte
+
+    env = flyte.TaskEnvironment(name="unawaited")
+    ran: list[int] = []
+
+    @env.task
+    def side_effect(x: int) -> int:
+        ran.append(x)
+        return x
+
+    @env.task
+    async def main() -> int:
+        side_effect(1)  # flyte-sdk blocks here; we start it, so it is not silently dropped
+        return await side_effect(2)
+
+    assert flyte.run(main).outputs()[0] == 2
+    assert sorted(ran) == [1, 2]

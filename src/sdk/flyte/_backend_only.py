@@ -101,8 +101,12 @@ def _needs_backend(name: str) -> Any:
         raise NotImplementedError(f"flyte.{name} needs a Flyte backend, which this SDK does not use: tasks run "
                                   "locally or on Kubernetes (see docs/flyte2-compatibility.md)")
 
+    async def refuse_aio(*args: Any, **kwargs: Any) -> Any:
+        return refuse(*args, **kwargs)
+
     refuse.__name__ = name
     refuse.__doc__ = f"flyte-sdk's {name}: needs a Flyte backend; raises NotImplementedError here."
+    refuse.aio = refuse_aio  # type: ignore[attr-defined]
     return refuse
 
 

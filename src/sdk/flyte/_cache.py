@@ -6,7 +6,7 @@ import hashlib
 import inspect
 import marshal
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._task import TaskTemplate
@@ -34,7 +34,9 @@ def code_version(task: TaskTemplate) -> str:
     return hashlib.sha256(material).hexdigest()[:16]
 
 
-def cache_key(task: TaskTemplate, encoded_inputs: dict[str, bytes]) -> str:
+def cache_key(task: TaskTemplate, encoded_inputs: dict[str, bytes], inputs: dict[str, Any] | None = None) -> str:
+    """Task name, code version, salt and inputs; a ``flyte.io`` value with a ``hash`` (a File made with
+    ``hash_method``) counts by that hash, not by where it lives."""
     digest = hashlib.sha256()
     digest.update(task.name.encode())
     digest.update(code_version(task).encode())
@@ -44,8 +46,12 @@ def cache_key(task: TaskTemplate, encoded_inputs: dict[str, bytes]) -> str:
         if name in ignored:
             continue
         digest.update(name.encode())
-        digest.update(len(encoded_inputs[name]).to_bytes(8, "little"))
-        digest.update(encoded_inputs[name])
+        content = encoded_inputs[name]
+        content_hash = getattr((inputs or {}).get(name), "hash", None)
+        if isinstance(content_hash, str) and type(inputs[name]).__module__.startswith("flyte.io"):  # type: ignore[index]
+            content = b"hash:" + content_hash.encode()
+        digest.update(len(content).to_bytes(8, "little"))
+        digest.update(content)
     return digest.hexdigest()
 
 

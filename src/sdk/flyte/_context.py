@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class TaskContext:
     """What a running task can see of itself. ``flyte.ctx()`` returns it inside a task and ``None`` outside."""
 
-    __slots__ = ("action", "run", "data", "task_name", "parent", "leases")
+    __slots__ = ("action", "run", "data", "task_name", "parent", "leases", "started_calls")
 
     def __init__(self, *, run: RunState, action: Action, task_name: str, data: dict[str, Any] | None = None,
                  parent: TaskContext | None = None) -> None:
@@ -27,6 +27,7 @@ class TaskContext:
         self.data: dict[str, Any] = data if data is not None else {}
         self.parent = parent
         self.leases: list[Any] = []  # engine leases taken by this call's pre; released when the call ends
+        self.started_calls: list[Any] = []  # sync tasks called without await: this call ends after them
 
     @property
     def run_name(self) -> str:

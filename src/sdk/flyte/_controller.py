@@ -20,12 +20,59 @@ from ._interrupts import interrupt_reason
 from ._run import Action, RunState
 from ._task import AsyncFunctionTaskTemplate, TaskTemplate
 from ._threads import BlockingCall, run_on_own_loop
-from .errors import DeadlineExceededError, MaxRuntimeExceededError, NonRecoverableError, TaskTimeoutError
+from .errors import (
+    DeadlineExceededError,
+    FlyteError,
+    MaxRuntimeExceededError,
+    NonRecoverableError,
+    RuntimeUserError,
+    TaskTimeoutError,
+)
 
 _BASE_PRE = AsyncFunctionTaskTemplate.pre
 _BASE_POST = AsyncFunctionTaskTemplate.post
 _BASE_RELEASE = AsyncFunctionTaskTemplate.release
 _BASE_EXECUTE = AsyncFunctionTaskTemplate.execute
+
+
+_user_error_classes: dict[type, type] = {}
+
+
+def as_user_error(exc: Exception) -> Exception:
+    """A task's own exception, made also a :class:`flyte.errors.RuntimeUserError` (``code`` its class name), as
+    flyte-sdk reports it: ``except ValueError`` and ``except flyte.errors.RuntimeUserError`` both catch it, and its
+    class keeps its name, message, attributes and traceback. The SDK's own errors pass as they are."""
+    if isinstance(exc, FlyteError):
+        return exc
+    kind = type(exc)
+    both = _user_error_classes.get(kind)
+    if both is None:
+        try:
+            both = type(kind.__name__, (kind, RuntimeUserError), {
+                "__module__": kind.__module__, "__qualname__": kind.__qualname__,
+                # Pickled (to another process), it is the task's own exception again.
+                "__reduce__": lambda self, kind=kind: (_rebuild, (kind, self.args, dict(self.__dict__))),
+            })
+        except TypeError:  # a class that cannot be combined (a layout conflict): leave it as it is
+            return exc
+        _user_error_classes[kind] = both
+    try:
+        wrapped = both.__new__(both, *exc.args)
+        wrapped.__dict__.update(exc.__dict__)
+        wrapped.args = exc.args
+    except Exception:  # noqa: BLE001 - an exotic constructor: the original is still the truest report
+        return exc
+    wrapped.code, wrapped.kind, wrapped.worker = kind.__name__, "user", None
+    wrapped.__traceback__ = exc.__traceback__
+    wrapped.__suppress_context__ = True  # the task's error is the story, not our re-raise of it
+    return wrapped
+
+
+def _rebuild(kind: type, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    exc = kind.__new__(kind, *args)
+    exc.args = args
+    exc.__dict__.update({k: v for k, v in state.items() if k not in ("code", "kind", "worker")})
+    return exc  # type: ignore[no-any-return]
 
 
 class LocalController:
@@ -35,13 +82,17 @@ class LocalController:
         run = parent.run if parent is not None else run
         assert run is not None
         interface = task.interface
-        encoded = interface.encode_inputs(interface.bind(args, kwargs), run.raw_data_path)
+        inputs = interface.bind(args, kwargs)
+        encoded = interface.encode_inputs(inputs, run.raw_data_path)
         action = run.new_action(task.name, parent_action(parent))
-        output = await self.run_action(task, encoded, run, action, parent)
+        try:
+            output = await self.run_action(task, encoded, run, action, parent, inputs)
+        except Exception as exc:
+            raise as_user_error(exc) from exc.__cause__
         return interface.decode_output(output, run.raw_data_path)
 
     async def run_action(self, task: TaskTemplate[Any, Any], encoded: dict[str, bytes], run: RunState,
-                         action: Action, parent: TaskContext | None) -> bytes:
+                         action: Action, parent: TaskContext | None, inputs: dict[str, Any] | None = None) -> bytes:
         """Run one action to its encoded output: cache, retries, timeout. Raises the task's own exception."""
         settings = task.settings
         key = directory = None
@@ -49,7 +100,7 @@ class LocalController:
             from . import _cache  # hashing is only needed by cached tasks
 
             directory = _cache.cache_dir(run.options.cache_dir)
-            key = _cache.cache_key(task, encoded)
+            key = _cache.cache_key(task, encoded, inputs)
             if not run.options.overwrite_cache:
                 hit = _cache.read(directory, key)
                 if hit is not None:
@@ -160,9 +211,20 @@ class LocalController:
                 _restore_env(restore)
             current_context.reset(token)
 
-    @staticmethod
-    async def _body(task: TaskTemplate[Any, Any], context: TaskContext, args: tuple[Any, ...],
+    async def _body(self, task: TaskTemplate[Any, Any], context: TaskContext, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
+        result = await self._run_body(task, context, args, kwargs)
+        if context.started_calls:  # sync tasks the body called without awaiting them (on this loop)
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            pending = [call for call in context.started_calls if call.get_loop() is loop]
+            await asyncio.gather(*pending, return_exceptions=True)
+        return result
+
+    @staticmethod
+    async def _run_body(task: TaskTemplate[Any, Any], context: TaskContext, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> Any:
         kind = type(task)
         hooks = _hooks(kind)
         if hooks is None:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 Architecture = Literal["linux/amd64", "linux/arm64"]
+# Where flyte-sdk's examples look for locally built wheels (``Image.clone(addl_layer=PythonWheels(DIST_FOLDER))``).
+DIST_FOLDER = Path("dist")
 _TOKEN = object()
 _SDK_DISTRIBUTION = "flyte-distributed"
 
@@ -279,9 +281,17 @@ class Image:
                 files += list(layer.get("sources"))
             elif layer.kind == "copy_folder":
                 files.append(layer.get("src"))
+            elif layer.kind == "wheels":
+                files.append(layer.get("wheel_dir"))
             elif layer.kind == "uv_script":
                 files.append(layer.get("script"))
         return files
+
+
+def PythonWheels(wheel_dir: Path | str, package_name: str | None = None, pre: bool = False,  # noqa: N802
+                 **kwargs: Any) -> _Layer:
+    """A layer installing the wheels in ``wheel_dir`` (flyte-sdk's, used as ``addl_layer``)."""
+    return _layer("wheels", wheel_dir=str(wheel_dir), package_name=package_name, pre=pre or None)
 
 
 def _check_install_mode(mode: str) -> None:
@@ -339,6 +349,12 @@ def _render(layer: _Layer) -> list[str]:
         source = f"{src}/." if layer.get("contents_only") else src
         dst = layer.get("dst") if layer.get("contents_only") else f"{layer.get('dst').rstrip('/')}/{Path(src).name}"
         return [f"COPY {source} {dst}"]
+    if kind == "wheels":
+        target = "/tmp/wheels"
+        package = layer.get("package_name")
+        install = f"--find-links {target} {package}" if package else f"{target}/*.whl"
+        return [f"COPY {layer.get('wheel_dir')} {target}",
+                f"RUN pip install --no-cache-dir{' --pre' if layer.get('pre') else ''} {install}"]
     if kind == "dockerignore":
         return [f"# build with {layer.get('path')} as the context's .dockerignore"]
     if kind == "code_bundle":

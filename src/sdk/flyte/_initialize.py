@@ -215,3 +215,16 @@ def _set_levels(log_level: int | str | None, user_log_level: int | str | None) -
         system_logger.setLevel(log_level.upper() if isinstance(log_level, str) else log_level)
     if user_log_level is not None:
         logger.setLevel(user_log_level.upper() if isinstance(user_log_level, str) else user_log_level)
+
+
+def _with_aio(func: Any) -> None:
+    """flyte-sdk's init functions also have an awaitable form: ``await flyte.init_from_config.aio()``."""
+
+    async def aio(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    func.aio = aio
+
+
+for _func in (init, init_from_config, init_from_api_key, init_in_cluster, init_passthrough):
+    _with_aio(_func)

@@ -130,7 +130,18 @@ class TaskTemplate(Generic[P, R]):
         """Call the task. Async tasks return an awaitable. A sync task returns its value, except on a thread whose
         event loop is running (inside an async task, a notebook cell), where it returns an awaitable and its body
         runs in a worker thread."""
-        if self.is_async or _loop_running():
+        if self.is_async:
+            return self.aio(*args, **kwargs)
+        if _loop_running():
+            caller = current_context.get()
+            if caller is not None:
+                # In an async task: started now, so it runs even where the caller forgets to await it (flyte-sdk
+                # would block here); awaiting the returned task gives the value, and the caller ends after it.
+                import asyncio
+
+                started = asyncio.ensure_future(self.aio(*args, **kwargs))
+                caller.started_calls.append(started)
+                return started
             return self.aio(*args, **kwargs)
         token = getattr(_worker_thread, "token", None)
         if token is not None:
@@ -139,6 +150,11 @@ class TaskTemplate(Generic[P, R]):
         from ._runner import run_sync_implicit
 
         return run_sync_implicit(self, args, kwargs)
+
+    def forward(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Call the function itself, outside the controller (flyte-sdk's ``forward``): no action, no plugin hooks;
+        an async task gives its coroutine."""
+        return self.func(*args, **kwargs)
 
     async def _submit_from_thread(self, parent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return await _controller().submit(self, args, kwargs, parent=parent)

@@ -1,6 +1,7 @@
-"""Errors the SDK raises, with flyte-sdk 2.x's names and constructors. A user's own exception always reaches the
-caller as its own type (flyte-sdk wraps it in ``RuntimeUserError``; we do not); these are for what the SDK itself
-detects.
+"""Errors the SDK raises, with flyte-sdk 2.x's names and constructors. A task's own exception reaches the caller as
+its own type, made also a ``RuntimeUserError`` whose ``code`` is the class name (flyte-sdk reports only the latter),
+so ``except ValueError`` and ``except flyte.errors.RuntimeUserError`` both catch it. The classes here are for what the
+SDK itself detects.
 
 flyte-sdk's errors carry a ``code`` and a ``kind`` (``"user"``, ``"system"``, ``"unknown"``); ours do too, so code that
 reads them works. Every class here is also a :class:`FlyteError`.

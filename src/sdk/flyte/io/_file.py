@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -36,12 +35,12 @@ class HashFunction:
 def _hash_file(path: Path, method: Any) -> str | None:
     if method is None:
         return None
+    if isinstance(method, str):  # flyte-sdk: a string is the hash itself, a cache key the caller computed
+        return method
     data = path.read_bytes()
     if isinstance(method, HashFunction):
         return method.fn(data)
-    if isinstance(method, str):
-        return hashlib.new(method, data).hexdigest()
-    raise TypeError(f"hash_method: expected a hashlib algorithm name or a HashFunction, got {type(method).__name__}")
+    raise TypeError(f"hash_method: expected a precomputed hash (str) or a HashFunction, got {type(method).__name__}")
 
 
 class File(Generic[T]):
