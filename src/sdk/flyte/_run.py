@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
-import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,8 @@ _unclosed_dirs: set[str] = set()
 
 @atexit.register
 def _remove_unclosed_dirs() -> None:
+    import shutil
+
     for path in list(_unclosed_dirs):
         shutil.rmtree(path, ignore_errors=True)
     _unclosed_dirs.clear()
@@ -163,6 +164,8 @@ class RunState:
         return root
 
     async def close(self) -> None:
+        import shutil  # here, not at import: it brings the compression modules, a twentieth of `import flyte`
+
         self.ended = time.monotonic()
         try:
             await pool.stop_for_run(self.name)
