@@ -12,6 +12,7 @@ resets pyspark's class-level handles, and removes the scratch directory that hol
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -233,6 +234,7 @@ def _embedded_conf(spec: SessionSpec, app_name: str, scratch: str) -> dict[str, 
     return conf
 
 
+@functools.lru_cache(maxsize=32)  # a resize asks again: one lookup and one warning per setting in a process
 def _reachable_jars(jars: str) -> str:
     """``spark.jars`` without the remote jars whose host cannot be resolved from here.
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from ._syncify import sync_and_aio
+
 
 class _Declaration:
     """A backend-only declaration: its arguments are kept (``args``, ``kwargs``) and nothing else happens."""
@@ -101,13 +103,9 @@ def _needs_backend(name: str) -> Any:
         raise NotImplementedError(f"flyte.{name} needs a Flyte backend, which this SDK does not use: tasks run "
                                   "locally or on Kubernetes (see docs/flyte2-compatibility.md)")
 
-    async def refuse_aio(*args: Any, **kwargs: Any) -> Any:
-        return refuse(*args, **kwargs)
-
-    refuse.__name__ = name
+    refuse.__name__ = refuse.__qualname__ = name
     refuse.__doc__ = f"flyte-sdk's {name}: needs a Flyte backend; raises NotImplementedError here."
-    refuse.aio = refuse_aio  # type: ignore[attr-defined]
-    return refuse
+    return sync_and_aio(refuse)  # `await flyte.deploy.aio(...)` refuses the same way
 
 
 build = _needs_backend("build")

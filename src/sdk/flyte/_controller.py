@@ -165,7 +165,7 @@ class LocalController:
             action.error = error
         elif error is not None:
             action.error = f"{type(error).__name__}: {error}"
-        if "__reports__" in run.scratch:  # a report=True task ran: write its page before the progress shows it
+        if run.reports:  # flyte.report was used in this run: write the action's page before the progress shows it
             from .report import write_report
 
             write_report(run, action)

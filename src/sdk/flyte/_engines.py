@@ -20,6 +20,7 @@ State is guarded by a ``threading.Lock`` and waiting is by short sleeps, so one 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import time
@@ -112,45 +113,33 @@ class EnginePool:
             if to_resize is not None:
                 assert resize is not None
                 log.info("resizing the %s engine in place", kind)
-                return await self._resize(to_resize, spec, resize, context)
+                return await self._bring_up(to_resize, functools.partial(resize, to_resize.handle, spec), context,
+                                            spec=spec)
             if to_stop is not None:
                 log.info("restarting %s engine: spec changed", kind)
                 await self._stop(to_stop)
                 continue
             await anyio.sleep(_POLL_SECONDS)  # another call holds or is starting an engine of this kind
 
-        # Not shielded: a task's timeout and Ctrl-C cover a cold start. A start cancelled half-way cleans up after
-        # itself (plugins start through flyte.extend.run_blocking with an interrupt and a discard).
-        try:
-            handle = await start()
-        except BaseException:
-            with self._mutex:
-                self._engines.pop(kind, None)
-            raise
-        with self._mutex:
-            engine.handle = handle
-            engine.stop = stop  # type: ignore[assignment]
-            engine.alive = alive  # type: ignore[assignment]
-            engine.state = "ready"
-            engine.leases = 1
-            engine.runs.add(run_name)
-        context.leases.append(EngineLease(engine))
-        return handle
+        return await self._bring_up(engine, start, context, stop=stop, alive=alive)
 
-    async def _resize(self, engine: _Engine, spec: Hashable, resize: Callable[[H, Hashable], Awaitable[H]],
-                      context: Any) -> H:
-        # Like a start, not shielded: timeouts and Ctrl-C cover it. A resize that fails or is cancelled has taken
-        # its engine down itself (the contract of ``resize``), so the pool only forgets it.
+    async def _bring_up(self, engine: _Engine, make: Callable[[], Awaitable[H]], context: Any, **fields: Any) -> H:
+        """Await ``make()`` (a start or a resize), then hand the ready engine to ``context`` with ``fields`` set.
+
+        Not shielded: a task's timeout and Ctrl-C cover a cold start or a resize. One cancelled half-way cleans up
+        after itself (plugins go through flyte.extend.run_blocking with an interrupt and a discard; a failed resize
+        stops its engine), so on failure the pool only forgets the engine."""
         try:
-            handle = await resize(engine.handle, spec)
+            handle = await make()
         except BaseException:
             with self._mutex:
                 if self._engines.get(engine.kind) is engine:
                     del self._engines[engine.kind]
             raise
         with self._mutex:
+            for name, value in fields.items():
+                setattr(engine, name, value)
             engine.handle = handle
-            engine.spec = spec
             engine.state = "ready"
             engine.leases = 1
             engine.runs.add(context.run.name)

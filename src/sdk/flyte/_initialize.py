@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._syncify import sync_and_aio
 from .errors import InitializationError
 
 # flyte.logger: what task code logs for people to read, shown on stderr at INFO as flyte-sdk shows it.
@@ -51,6 +52,7 @@ def initialized() -> InitConfig | None:
     return _current
 
 
+@sync_and_aio
 def init(org: str | None = None, project: str | None = None, domain: str | None = None,
          root_dir: str | Path | None = None, log_level: int | str | None = None, log_format: str | None = None,
          reset_root_logger: bool = False, user_log_level: int | str | None = None, endpoint: str | None = None,
@@ -74,6 +76,7 @@ def init(org: str | None = None, project: str | None = None, domain: str | None 
                           source=str(source_config_path) if source_config_path else None)
 
 
+@sync_and_aio
 def init_from_config(path_or_config: str | Path | dict[str, Any] | None = None, root_dir: str | Path | None = None,
                      log_level: int | str | None = None, log_format: str = "console",
                      user_log_level: int | str | None = None, org: str | None = None, project: str | None = None,
@@ -120,6 +123,7 @@ def init_from_config(path_or_config: str | Path | dict[str, Any] | None = None, 
         system_logger.debug("flyte: configuration read from %s", source)
 
 
+@sync_and_aio
 def init_from_api_key(api_key: str | None = None, project: str | None = None, domain: str | None = None,
                       root_dir: str | Path | None = None, log_level: int | str | None = None,
                       log_format: str | None = None, storage: Any = None, batch_size: int = 1000,
@@ -131,6 +135,7 @@ def init_from_api_key(api_key: str | None = None, project: str | None = None, do
          image_builder=image_builder, images=images)
 
 
+@sync_and_aio
 def init_in_cluster(org: str | None = None, project: str | None = None, domain: str | None = None,
                     api_key: str | None = None, endpoint: str | None = None, insecure: bool = False) -> dict[str, Any]:
     """Inside a Flyte backend's pod flyte-sdk connects to the backend; here it records the names (see :func:`init`)."""
@@ -138,6 +143,7 @@ def init_in_cluster(org: str | None = None, project: str | None = None, domain: 
     return {"org": org, "project": project, "domain": domain, "endpoint": endpoint}
 
 
+@sync_and_aio
 def init_passthrough(endpoint: str | None = None, org: str | None = None, project: str | None = None,
                      domain: str | None = None, insecure: bool = False) -> dict[str, Any]:
     """As :func:`init_in_cluster`."""
@@ -216,15 +222,3 @@ def _set_levels(log_level: int | str | None, user_log_level: int | str | None) -
     if user_log_level is not None:
         logger.setLevel(user_log_level.upper() if isinstance(user_log_level, str) else user_log_level)
 
-
-def _with_aio(func: Any) -> None:
-    """flyte-sdk's init functions also have an awaitable form: ``await flyte.init_from_config.aio()``."""
-
-    async def aio(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    func.aio = aio
-
-
-for _func in (init, init_from_config, init_from_api_key, init_in_cluster, init_passthrough):
-    _with_aio(_func)

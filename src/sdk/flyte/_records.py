@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._storage import write_bytes
+
 if TYPE_CHECKING:
     from ._run import Action, RunState
 
@@ -41,18 +43,15 @@ def run_url(name: str) -> str:
 
 def write_report(state: RunState, action: Action, page: str) -> str:
     """Write an action's report page; returns its path."""
-    folder = run_dir(state.name) / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{action.name}.html"
-    _atomic_write(path, page.encode())
-    return str(path)
+    path = str(run_dir(state.name) / "reports" / f"{action.name}.html")
+    write_bytes(path, page.encode())  # makes the folders; atomic, so a reader never sees half a page
+    return path
 
 
 def write_run(state: RunState, outputs: Any, error: BaseException | None) -> None:
     """Record a finished run (best effort: a record that cannot be written must not fail the run)."""
     try:
         folder = run_dir(state.name)
-        folder.mkdir(parents=True, exist_ok=True)
         record = {
             "name": state.name,
             "status": state.status,
@@ -65,8 +64,8 @@ def write_run(state: RunState, outputs: Any, error: BaseException | None) -> Non
         }
         if error is None:
             record["outputs_file"] = _write_outputs(folder, outputs)
-        _atomic_write(folder / "run.json", json.dumps(record, indent=1, default=str).encode())
-        _atomic_write(folder / "index.html", _summary_page(record, repr(outputs) if error is None else None).encode())
+        write_bytes(str(folder / "run.json"), json.dumps(record, indent=1, default=str).encode())
+        write_bytes(str(folder / "index.html"), _summary_page(record, repr(outputs) if error is None else None).encode())
         _prune()
     except Exception:  # noqa: BLE001 - the run's own outcome matters more than its record
         import logging
@@ -108,7 +107,7 @@ def _write_outputs(folder: Path, outputs: Any) -> str | None:
         return None
     if len(data) > _MAX_PICKLED_OUTPUT:
         return None
-    _atomic_write(folder / "outputs.pkl", data)
+    write_bytes(str(folder / "outputs.pkl"), data)
     return "outputs.pkl"
 
 
@@ -145,12 +144,6 @@ def _summary_page(record: dict[str, Any], outputs: str | None) -> str:
 <body><h1>run {html.escape(record['name'])}: <span class='{record['status']}'>{record['status']}</span></h1>
 <p>started {started}, {record['duration']:.2f}s</p>{result}<h2>Actions</h2>{tree(record['actions'])}</body></html>
 """
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _prune() -> None:

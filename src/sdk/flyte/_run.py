@@ -136,6 +136,7 @@ class RunState:
         self.listeners: list[Callable[[str, Action], None]] = []
         self.bundle: Any = None  # built lazily, once, by flyte.extend.code_bundle()
         self.scratch: dict[str, Any] = {}  # per-run state that plugins keep (e.g. a zipped bundle path)
+        self.reports: dict[str, Any] = {}  # flyte.report's Report per action name
 
     def new_action(self, task_name: str, parent: Action | None, kind: str = "task") -> Action:
         action = Action(f"a{next(self._counter)}", task_name, parent, kind)

@@ -140,10 +140,12 @@ class ActionDetails:
     def get(cls, uri: str | None = None, /, run_name: str | None = None, name: str | None = None) -> ActionDetails:
         if run_name is None:
             raise ValueError("ActionDetails.get: give run_name= (and name=, default the root action)")
-        run = Run.get(run_name)
+        actions = Run.get(run_name).details()["actions"]
         wanted = name or "a0"
-        for action in _walk(run.details()["actions"]):
-            if action["name"] == wanted or (wanted == "a0" and action is run.details()["actions"][0]):
+        if wanted == "a0" and actions:  # flyte-sdk's name of the root action
+            return cls(run_name, actions[0])
+        for action in _walk(actions):
+            if action["name"] == wanted:
                 return cls(run_name, action)
         from .errors import ActionNotFoundError
 

@@ -19,8 +19,6 @@ from ._syncify import sync_and_aio
 __all__ = ["Report", "Tab", "Timeline", "abbreviate", "current_report", "duration_ms", "flush", "get_tab", "log",
            "replace"]
 
-_SCRATCH_KEY = "__reports__"
-
 
 @dataclass
 class Tab:
@@ -77,7 +75,7 @@ def current_report() -> Report:
     context = current_context.get()
     if context is None:
         return _detached
-    reports: dict[str, Report] = context.run.scratch.setdefault(_SCRATCH_KEY, {})
+    reports: dict[str, Report] = context.run.reports
     report = reports.get(context.action.name)
     if report is None:
         report = reports[context.action.name] = Report(context.task_name)
@@ -86,7 +84,7 @@ def current_report() -> Report:
 
 def start_report(run: Any, action: Any, task_name: str) -> Report:
     """Called by the controller when a ``report=True`` task starts."""
-    reports: dict[str, Report] = run.scratch.setdefault(_SCRATCH_KEY, {})
+    reports: dict[str, Report] = run.reports
     report = reports.get(action.name) or Report(task_name)
     report.enabled = True
     reports[action.name] = report
@@ -97,7 +95,7 @@ def write_report(run: Any, action: Any) -> None:
     """Write ``action``'s report page if its task has ``report=True`` (called at flush and at the task's end)."""
     from . import _records
 
-    report = run.scratch.get(_SCRATCH_KEY, {}).get(action.name)
+    report = run.reports.get(action.name)
     if report is None or not report.enabled:
         return
     action.report_path = _records.write_report(run, action, report.get_final_report())

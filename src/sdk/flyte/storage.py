@@ -6,7 +6,6 @@ raise ``NotImplementedError`` saying so. The ``Storage``/``S3``/``GCS``/``ABFS``
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -16,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from . import _storage
 from .io._paths import is_remote, local
 
 __all__ = ["ABFS", "GCS", "S3", "Storage", "exists", "exists_sync", "get", "get_random_local_directory",
@@ -66,9 +66,7 @@ class ABFS(Storage):
 
 
 def join(*paths: str) -> str:
-    if paths and is_remote(paths[0]):
-        return "/".join([paths[0].rstrip("/"), *(p.strip("/") for p in paths[1:])])
-    return os.path.join(*paths)
+    return _storage.join(*paths)
 
 
 def get_random_local_path(file_path_or_file_name: str | Path | None = None) -> Path:

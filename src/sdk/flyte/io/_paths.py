@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .._storage import local_path
+
 
 def data_root() -> Path:
     """The current run's persistent data directory (outside a run: a temp dir of this process's own)."""
@@ -28,18 +30,15 @@ def new_path(name: str | None = None) -> Path:
 
 def local(uri: str) -> Path:
     """The filesystem path of a local path or ``file://`` URI; other schemes need the Kubernetes tier's storage."""
-    parsed = urlparse(str(uri))
-    if parsed.scheme == "file":
-        return Path(parsed.path)
-    if parsed.scheme in ("", ) or len(parsed.scheme) == 1:
-        return Path(uri)
-    raise NotImplementedError(f"{uri}: {parsed.scheme}:// paths are read and written by the Kubernetes tier's object "
-                              "storage; local runs use local paths and file://")
+    path = local_path(str(uri))
+    if path is None:
+        raise NotImplementedError(f"{uri}: {urlparse(str(uri)).scheme}:// paths are read and written by the "
+                                  "Kubernetes tier's object storage; local runs use local paths and file://")
+    return Path(path)
 
 
 def is_remote(uri: str) -> bool:
-    scheme = urlparse(str(uri)).scheme
-    return bool(scheme) and scheme != "file" and len(scheme) > 1
+    return local_path(str(uri)) is None
 
 
 def ensure_parent(path: Path) -> None:
