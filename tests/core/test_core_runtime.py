@@ -144,8 +144,17 @@ def test_entrypoint_without_the_bundle_cannot_import_user_code(tmp_path, user_co
 def test_unknown_storage_scheme_is_a_clear_error():
     from flyte import _storage
 
-    with pytest.raises(ValueError, match=r"no storage backend for s3://"):
-        _storage.read_bytes("s3://bucket/key")
+    with pytest.raises(ValueError, match=r"no storage backend for ftp://.*s3"):
+        _storage.read_bytes("ftp://host/key")
+
+
+def test_object_store_uris_go_through_obstore():
+    from flyte import _storage
+
+    _storage.write_bytes("memory:///run/a/outputs.msgpack", b"\x01\x02")
+    assert _storage.read_bytes("memory:///run/a/outputs.msgpack") == b"\x01\x02"
+    with pytest.raises(FileNotFoundError):
+        _storage.read_bytes("memory:///run/a/missing")
 
 
 def test_bundle_of_all_files_honours_gitignore(tmp_path, monkeypatch):

@@ -86,6 +86,15 @@ def _decoder_for(annotation: Any) -> msgspec.msgpack.Decoder | None:
 
 
 def encode_value(value: Any, annotation: Any, where: str, raw_data_path: str) -> bytes:
+    if raw_data_path and "://" in raw_data_path and not raw_data_path.startswith("file://"):
+        from .io._paths import offloading  # flyte.io values of a remote run travel as object-store URIs
+
+        with offloading(raw_data_path):
+            return _encode_value(value, annotation, where, raw_data_path)
+    return _encode_value(value, annotation, where, raw_data_path)
+
+
+def _encode_value(value: Any, annotation: Any, where: str, raw_data_path: str) -> bytes:
     extension = _extension_for(value)
     if extension is not None:
         return _EXTENSION + _encoder.encode((extension.name, extension.encode(value, raw_data_path)))

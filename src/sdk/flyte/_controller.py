@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 
@@ -29,6 +30,7 @@ from .errors import (
     TaskTimeoutError,
 )
 
+T = TypeVar("T")
 _BASE_PRE = AsyncFunctionTaskTemplate.pre
 _BASE_POST = AsyncFunctionTaskTemplate.post
 _BASE_RELEASE = AsyncFunctionTaskTemplate.release
@@ -182,29 +184,7 @@ class LocalController:
         env_layers = (run.options.env_vars, task.settings.env_vars)
         restore = _apply_env(*env_layers) if env_layers[0] or env_layers[1] else None
         try:
-            timeout = task.settings.timeout
-            per_attempt = timeout.seconds if timeout is not None else 0.0
-            to_deadline = max(0.0, deadline_at - time.monotonic()) if deadline_at is not None else None
-            if not per_attempt and to_deadline is None:
-                result = await self._body(task, context, args, kwargs)
-            else:
-                by_deadline = to_deadline is not None and (not per_attempt or to_deadline < per_attempt)
-                limit = to_deadline if by_deadline else per_attempt
-                try:
-                    with anyio.fail_after(limit):
-                        result = await self._body(task, context, args, kwargs)
-                except TimeoutError as exc:
-                    if isinstance(exc, TaskTimeoutError):
-                        raise
-                    if by_deadline:
-                        raise DeadlineExceededError(
-                            f"{task.name} (action {action.name}) passed its deadline of "
-                            f"{timeout.deadline_seconds:g}s over all attempts; it was cancelled and its resources "
-                            "released") from None
-                    raise MaxRuntimeExceededError(
-                        f"{task.name} (action {action.name}) exceeded its timeout of {per_attempt:g}s; "
-                        "it was cancelled and its resources released"
-                    ) from None
+            result = await time_limited(task, action, deadline_at, lambda: self._body(task, context, args, kwargs))
             return interface.encode_output(result, run.raw_data_path)
         finally:
             if restore:
@@ -257,6 +237,33 @@ class LocalController:
                         await task.release(context.data, error)  # type: ignore[attr-defined]
                     finally:
                         release_call_leases(context.leases)
+
+
+async def time_limited(task: TaskTemplate[Any, Any], action: Action, deadline_at: float | None,
+                       body: Callable[[], Awaitable[T]]) -> T:
+    """``body()`` under the task's per-attempt timeout and the deadline over all attempts (the nearer one); when one
+    passes, the body is cancelled (its cleanup runs) and the matching :class:`flyte.errors.TaskTimeoutError` raised."""
+    timeout = task.settings.timeout
+    per_attempt = timeout.seconds if timeout is not None else 0.0
+    to_deadline = max(0.0, deadline_at - time.monotonic()) if deadline_at is not None else None
+    if not per_attempt and to_deadline is None:
+        return await body()
+    by_deadline = to_deadline is not None and (not per_attempt or to_deadline < per_attempt)
+    limit = to_deadline if by_deadline else per_attempt
+    try:
+        with anyio.fail_after(limit):
+            return await body()
+    except TimeoutError as exc:
+        if isinstance(exc, TaskTimeoutError):
+            raise
+        assert timeout is not None
+        if by_deadline:
+            raise DeadlineExceededError(
+                f"{task.name} (action {action.name}) passed its deadline of {timeout.deadline_seconds:g}s over all "
+                "attempts; it was cancelled and its resources released") from None
+        raise MaxRuntimeExceededError(
+            f"{task.name} (action {action.name}) exceeded its timeout of {per_attempt:g}s; it was cancelled and its "
+            "resources released") from None
 
 
 async def _execute_off_loop(task: Any, context: TaskContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -318,3 +325,9 @@ def _restore_env(previous: dict[str, str | None]) -> None:
 
 
 controller = LocalController()
+
+
+def controller_for(run: RunState | None) -> Any:
+    """The controller of a run's calls: the run's own (the Kubernetes tier's), else the local one."""
+    own = run.controller if run is not None else None
+    return own if own is not None else controller

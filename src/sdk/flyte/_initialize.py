@@ -42,6 +42,7 @@ class InitConfig:
     image_builder: str = "local"
     source: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # the whole config file, for the parts that read it
+    kubernetes: Any = None  # flyte._k8s.settings.KubernetesSettings: where remote runs go
 
 
 _current: InitConfig | None = None
@@ -64,16 +65,18 @@ def init(org: str | None = None, project: str | None = None, domain: str | None 
          batch_size: int = 1000, image_builder: str = "local", images: Any = None, image_registry: str | None = None,
          source_config_path: str | Path | None = None, sync_local_sys_paths: bool = True,
          load_plugin_type_transformers: bool = True, local_persistence: bool = False, local_tracked: bool = False,
-         local_tracked_strict: bool = False, scopes: list[str] | None = None) -> None:
-    """Set where runs go and who runs them, with flyte-sdk 2.x's parameters. Runs here are local (or on Kubernetes
-    through the Kubernetes tier); an ``endpoint`` of a Flyte backend is recorded, not connected to. ``log_level``
+         local_tracked_strict: bool = False, scopes: list[str] | None = None, kubernetes: Any = None) -> None:
+    """Set where runs go and who runs them, with flyte-sdk 2.x's parameters. Runs here are local, or on a
+    Kubernetes cluster with ``kubernetes={...}`` (the keys of the config file's ``kubernetes`` section: see
+    ``flyte._k8s.settings``); an ``endpoint`` of a Flyte backend is recorded, not connected to. ``log_level``
     sets the ``flyte`` logger's level, ``user_log_level`` that of ``flyte.logger``."""
     global _current
     _set_levels(log_level, user_log_level)
     _current = InitConfig(org=org, project=project, domain=domain, root_dir=Path(root_dir) if root_dir else None,
                           endpoint=endpoint, storage=storage, images=_image_map(images),
                           image_builder=image_builder or "local",
-                          source=str(source_config_path) if source_config_path else None)
+                          source=str(source_config_path) if source_config_path else None,
+                          kubernetes=_kubernetes(kubernetes, "flyte.init(kubernetes=...)"))
 
 
 @sync_and_aio
@@ -118,6 +121,7 @@ def init_from_config(path_or_config: str | Path | dict[str, Any] | None = None, 
         image_builder=image_builder or image_section.get("builder") or "local",
         source=source,
         settings=settings,
+        kubernetes=_kubernetes(settings.get("kubernetes"), f"{source or 'config'}: kubernetes"),
     )
     if source:
         system_logger.debug("flyte: configuration read from %s", source)
@@ -214,6 +218,17 @@ def _image_map(images: Any) -> dict[str, str]:
         name, _, uri = str(item).rpartition("=")
         out[name or "default"] = uri
     return out
+
+
+def _kubernetes(value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    from ._k8s.settings import parse
+
+    try:
+        return parse(value, where)
+    except (TypeError, ValueError) as exc:
+        raise InitializationError("InvalidKubernetesSettings", "user", str(exc)) from None
 
 
 def _set_levels(log_level: int | str | None, user_log_level: int | str | None) -> None:

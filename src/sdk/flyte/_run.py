@@ -103,7 +103,7 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.mode not in ("local", "remote"):
-            raise ValueError(f"with_runcontext(mode=...): {self.mode!r}; allowed: 'local'")
+            raise ValueError(f"with_runcontext(mode=...): {self.mode!r}; allowed: 'local', 'remote'")
         if self.progress not in ("auto", "rich", "plain", "quiet"):
             raise ValueError(f"with_runcontext(progress=...): {self.progress!r}; allowed: auto, rich, plain, quiet")
 
@@ -116,9 +116,16 @@ class RunState:
         self.name = options.name or f"r{os.urandom(5).hex()}"
         self.mode = options.mode
         self._owned_tmp: str | None = None
+        self.controller: Any = None  # the controller of this run's calls; None: the local one
+        self.action_prefix = ""  # in a pod running one action of a remote run: that action's name
+        self.closers: list[Callable[[], Any]] = []  # async callables run when the run closes (a cluster session)
         if options.raw_data_path:
             self.raw_data_path = options.raw_data_path
-            os.makedirs(self.raw_data_path, exist_ok=True)
+            from ._storage import local_path
+
+            local = local_path(self.raw_data_path)
+            if local is not None:
+                os.makedirs(local, exist_ok=True)
         else:
             import tempfile
 
@@ -139,7 +146,9 @@ class RunState:
         self.reports: dict[str, Any] = {}  # flyte.report's Report per action name
 
     def new_action(self, task_name: str, parent: Action | None, kind: str = "task") -> Action:
-        action = Action(f"a{next(self._counter)}", task_name, parent, kind)
+        number = next(self._counter)
+        action = Action(f"{self.action_prefix}-{number}" if self.action_prefix else f"a{number}", task_name, parent,
+                        kind)
         action.run_name = self.name
         (parent.children if parent is not None else self.roots).append(action)
         return action
@@ -169,6 +178,13 @@ class RunState:
 
         self.ended = time.monotonic()
         try:
+            for closer in reversed(self.closers):
+                try:
+                    await closer()
+                except Exception as exc:  # noqa: BLE001 - the rest of the cleanup must still run
+                    import logging
+
+                    logging.getLogger("flyte").warning("run %s: cleanup failed: %s", self.name, exc)
             await pool.stop_for_run(self.name)
         finally:
             root = self.scratch.get("__scratch_root__")

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from ._controller import controller
+from ._controller import controller_for
 from ._interrupts import interrupt_reason, keep_loop_awake, run_in_helper_thread, run_owning_loop
 from ._run import Run, RunOptions, RunState
 
@@ -21,12 +21,16 @@ async def execute_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], 
     """Run ``task`` as the root action of a new run; always closes the run (engines stopped, temp data removed)."""
     from ._progress import attach_progress
 
-    state = RunState(options)
+    state = RunState(_remote_options(options) if options.mode == "remote" else options)
+    if options.mode == "remote":
+        from ._k8s.controller import RemoteController
+
+        state.controller = RemoteController(_run_settings(_remote_settings(), options))
     detach = attach_progress(state)
     outputs: Any = None
     error: BaseException | None = None
     try:
-        outputs = await controller.submit(task, args, kwargs, parent=None, run=state)
+        outputs = await controller_for(state).submit(task, args, kwargs, parent=None, run=state)
         state.status = "succeeded"
     except Exception as exc:
         state.status = "timed_out" if isinstance(exc, TimeoutError) else "failed"
@@ -46,6 +50,45 @@ async def execute_run(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], 
 
     write_run(state, outputs, error)
     return Run(state, outputs, error, task.interface.output)
+
+
+def _remote_settings() -> Any:
+    from ._k8s.settings import current
+
+    settings = current()
+    if settings is None:
+        raise ValueError("mode='remote' needs a cluster: give flyte.init(kubernetes={...}) or a config file with a "
+                         "kubernetes section (namespace, storage, ...), then flyte.init_from_config()")
+    return settings
+
+
+def _run_settings(settings: Any, options: RunOptions) -> Any:
+    """The cluster settings with this run's own ``service_account`` and ``labels`` (flyte-sdk's run options) on
+    top; they reach the pods, so the run's nested calls get them too."""
+    import msgspec
+
+    recorded = options.recorded
+    changes: dict[str, Any] = {}
+    if recorded.get("service_account"):
+        changes["service_account"] = recorded["service_account"]
+    if recorded.get("labels"):
+        changes["labels"] = {**settings.labels, **recorded["labels"]}
+    if not changes:
+        return settings
+    from ._k8s.settings import parse
+
+    return parse({**msgspec.structs.asdict(settings), **changes}, "with_runcontext")
+
+
+def _remote_options(options: RunOptions) -> RunOptions:
+    """A remote run's name is fixed up front: its data lives under ``<storage>/runs/<name>/``."""
+    import os
+
+    import msgspec
+
+    name = options.name or f"r{os.urandom(5).hex()}"
+    raw = options.raw_data_path or f"{_remote_settings().storage_uri}/runs/{name}/data"
+    return msgspec.structs.replace(options, name=name, raw_data_path=raw)
 
 
 async def run_implicit(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -80,7 +123,15 @@ class _RunCall:
         self._options = options
 
     def _resolved(self) -> RunOptions:
-        return self._options or _default_options.get() or RunOptions()
+        options = self._options or _default_options.get()
+        if options is None:
+            from ._k8s.settings import current
+
+            settings = current()
+            # Inside a pod of a remote run, flyte.run is a new run of its own: local unless asked otherwise.
+            remote = settings is not None and settings.remote and not settings.in_cluster
+            options = RunOptions(mode="remote" if remote else "local")
+        return options
 
     def __call__(self, task: Any, /, *args: Any, **kwargs: Any) -> Run:
         """Run ``task`` locally and wait. Raises the task's own exception if it fails."""
@@ -134,7 +185,8 @@ _RECORDED_OPTIONS = frozenset({
 def with_runcontext(mode: str | None = None, /, **options: Any) -> RunContext:
     """Options for a run, flyte-sdk style: ``flyte.with_runcontext("local", name=..., env_vars=...).run(task, ...)``.
 
-    ``mode`` is ``"local"`` (also the default; ``"remote"`` needs the Kubernetes tier). Our options: ``name``,
+    ``mode`` is ``"local"`` (the default) or ``"remote"``: on the Kubernetes cluster that ``flyte.init`` or the
+    config file names. Our options: ``name``,
     ``raw_data_path`` (kept after the run), ``env_vars``, ``overwrite_cache``, ``disable_run_cache``,
     ``custom_context`` (read in tasks with ``flyte.get_custom_context()``), ``cache_dir``, ``keep_raw_data``,
     ``progress`` ("auto", "rich", "plain", "quiet"), ``bundle_root`` (where the code bundle's files are taken from).
@@ -150,14 +202,16 @@ def with_runcontext(mode: str | None = None, /, **options: Any) -> RunContext:
     if unknown:
         raise TypeError(f"with_runcontext(): unknown option(s) {sorted(unknown)}; allowed: "
                         f"{sorted(allowed | _RECORDED_OPTIONS | {'mode'})}")
-    if mode not in (None, "local"):
-        raise ValueError(f"with_runcontext(mode=...): {mode!r}; allowed: 'local' (no remote backend is configured in "
-                         "this process)")
+    if mode not in (None, "local", "remote", "hybrid"):
+        raise ValueError(f"with_runcontext(mode=...): {mode!r}; allowed: 'local', 'remote' (a Kubernetes cluster)")
+    if mode in ("remote", "hybrid"):
+        _remote_settings()  # fail here, naming what is missing, rather than at run time
+        mode = "remote"
     if options.get("custom_context") is not None:
         options["custom_context"] = _check_custom_context(options["custom_context"])
     else:
         options.pop("custom_context", None)
-    return RunContext(RunOptions(mode="local", recorded=recorded, **options))
+    return RunContext(RunOptions(mode=mode or "local", recorded=recorded, **options))
 
 
 def _check_custom_context(value: Any) -> dict[str, str]:

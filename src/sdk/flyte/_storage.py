@@ -1,5 +1,5 @@
-"""Reading and writing task data by URI. Local paths and ``file://`` work now; other schemes (``s3://``, ``gs://``)
-fail with a clear error until an object-store backend is registered for them."""
+"""Reading and writing task data by URI: local paths and ``file://`` here, object stores (``s3://``, ``gs://``,
+``abfs://``...) through :mod:`flyte._objstore`, other schemes through a registered backend."""
 
 from __future__ import annotations
 
@@ -31,8 +31,13 @@ def _backend(uri: str) -> tuple[Reader, Writer]:
     scheme = urlparse(uri).scheme
     if scheme in _backends:
         return _backends[scheme]
-    raise ValueError(f"{uri!r}: no storage backend for {scheme}:// (local paths and file:// are built in; register "
-                     "others with flyte._storage.register_scheme)")
+    from . import _objstore
+
+    if scheme in _objstore.SCHEMES:
+        return _objstore.read_bytes, _objstore.write_bytes
+    raise ValueError(f"{uri!r}: no storage backend for {scheme}:// (local paths, file:// and the object stores "
+                     f"{', '.join(sorted(_objstore.SCHEMES))} are built in; register others with "
+                     "flyte._storage.register_scheme)")
 
 
 def read_bytes(uri: str) -> bytes:

@@ -157,7 +157,7 @@ class TaskTemplate(Generic[P, R]):
         return self.func(*args, **kwargs)
 
     async def _submit_from_thread(self, parent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return await _controller().submit(self, args, kwargs, parent=parent)
+        return await _controller(parent).submit(self, args, kwargs, parent=parent)
 
     async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await the task (sync or async) from async code."""
@@ -166,7 +166,7 @@ class TaskTemplate(Generic[P, R]):
             from ._runner import run_implicit
 
             return await run_implicit(self, args, kwargs)  # type: ignore[no-any-return]
-        return await _controller().submit(self, args, kwargs, parent=parent)  # type: ignore[no-any-return]
+        return await _controller(parent).submit(self, args, kwargs, parent=parent)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -217,17 +217,18 @@ class AsyncFunctionTaskTemplate(TaskTemplate[P, R]):
         return msgspec.to_builtins(config) if config is not None else {}
 
 
-_controller_instance: Any = None
+_controller_for: Any = None
 
 
-def _controller() -> Any:
-    """The local controller (imported on first call: the controller module imports this one)."""
-    global _controller_instance
-    if _controller_instance is None:
-        from ._controller import controller
+def _controller(parent: Any) -> Any:
+    """The controller for a call made by ``parent`` (imported on first call: the controller module imports this
+    one): its run's (remote runs), else the local one."""
+    global _controller_for
+    if _controller_for is None:
+        from ._controller import controller_for
 
-        _controller_instance = controller
-    return _controller_instance
+        _controller_for = controller_for
+    return _controller_for(parent.run if parent is not None else None)
 
 
 async def run_in_daemon_thread(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -38,6 +38,11 @@ def _load_tasks(path: str) -> dict[str, TaskTemplate[Any, Any]]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[file.stem] = module
     spec.loader.exec_module(module)
+    # The file is the user's script, not an importable module where the tasks run (a pod): its functions travel by
+    # value, so nothing there imports the script again (and re-runs what it does at import).
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
     tasks: dict[str, TaskTemplate[Any, Any]] = {}
     for attribute, value in vars(module).items():
         if isinstance(value, TaskTemplate):
@@ -124,7 +129,8 @@ def _option_for(name: str, annotation: Any, default: Any) -> click.Option:
     return click.Option([flag, name], **kwargs)
 
 
-def _task_command(task: TaskTemplate[Any, Any], run_options: dict[str, Any]) -> click.Command:
+def _task_command(task: TaskTemplate[Any, Any], run_options: dict[str, Any], dry_run: bool = False,
+                  run_name: str | None = None) -> click.Command:
     interface = task.interface
     params: list[click.Parameter] = [
         _option_for(p.name, interface.annotations[p.name], p.default)
@@ -134,6 +140,13 @@ def _task_command(task: TaskTemplate[Any, Any], run_options: dict[str, Any]) -> 
 
     def invoke(**inputs: Any) -> None:
         from ._runner import with_runcontext
+
+        if dry_run:
+            from ._k8s.dryrun import manifests, to_yaml
+
+            documents, configured = manifests(task, run_name=run_name or "dry-run", **inputs)
+            click.echo(to_yaml(documents, configured), nl=False)
+            return
 
         try:
             run = with_runcontext(**run_options).run(task, **inputs)
@@ -155,7 +168,7 @@ def _task_command(task: TaskTemplate[Any, Any], run_options: dict[str, Any]) -> 
 @click.group()
 @click.version_option(package_name="flyte-distributed")
 def main() -> None:
-    """Run Flyte tasks locally on the embedded engines."""
+    """Run Flyte tasks locally on the embedded engines, or on a Kubernetes cluster (--remote)."""
 
 
 # Options after FILE belong to the task (a task parameter may be called --name too): allow_interspersed_args=False.
@@ -165,7 +178,10 @@ def main() -> None:
 @click.option("--raw-data-path", help="Where offloaded data goes (kept after the run).")
 @click.option("--quiet", "progress", flag_value="quiet", help="No progress output.")
 @click.option("--plain", "progress", flag_value="plain", help="Plain progress lines instead of a live tree.")
-@click.option("--local", is_flag=True, help="Run locally (flyte-sdk's flag; runs here always are).")
+@click.option("--local", is_flag=True, help="Run in this process (the default unless the config says remote).")
+@click.option("--remote", is_flag=True, help="Run on the Kubernetes cluster of the config file's kubernetes section.")
+@click.option("--dry-run", is_flag=True, help="Print, as YAML, the objects a remote run would create; create nothing.")
+@click.option("--config", "config_file", help="flyte-sdk config file (default: searched as flyte.init_from_config).")
 @click.option("-e", "--env", "env_vars", multiple=True, metavar="KEY=VALUE", help="An environment variable for the run.")
 @click.option("--root-dir", help="The directory the code bundle is taken from (default: the file's).")
 @click.option("-f", "--follow", is_flag=True, help="flyte-sdk's flag: a local run is always followed.")
@@ -180,7 +196,7 @@ def main() -> None:
 @click.argument("task_name", required=False)
 @click.pass_context
 def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progress: str | None, local: bool,
-        env_vars: tuple[str, ...], root_dir: str | None, follow: bool, project: str | None, domain: str | None,
+        remote: bool, dry_run: bool, config_file: str | None, env_vars: tuple[str, ...], root_dir: str | None, follow: bool, project: str | None, domain: str | None,
         labels: tuple[str, ...], copy_style: str | None, service_account: str | None, queue: str | None,
         images: tuple[str, ...], file: str | None, task_name: str | None) -> None:
     """Run TASK_NAME from FILE with the task's parameters as options (see `flyte run FILE TASK --help`).
@@ -188,6 +204,11 @@ def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progres
     if file is None or file in ("--help", "-h"):
         click.echo(ctx.get_help())
         ctx.exit(0)
+    if local and remote:
+        raise click.UsageError("--local and --remote: choose one")
+    from ._initialize import init_from_config
+
+    init_from_config(config_file)  # the file's own flyte.init* calls (at import) override this
     tasks = _load_tasks(file)
     if task_name is None or task_name in ("--help", "-h"):
         click.echo(f"Tasks in {file}:")
@@ -208,8 +229,31 @@ def run(ctx: click.Context, name: str | None, raw_data_path: str | None, progres
     recorded = {"project": project, "domain": domain, "labels": _pairs("--label", labels) if labels else None,
                 "copy_style": copy_style, "service_account": service_account, "queue": queue}
     options.update({key: value for key, value in recorded.items() if value})
-    command = _task_command(found, options)
+    if remote:
+        options["mode"] = "remote"
+    elif local:
+        options["mode"] = "local"
+    command = _task_command(found, options, dry_run=dry_run, run_name=name)
     command.main(args=ctx.args, prog_name=f"flyte run {file} {task_name}", standalone_mode=True)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--config", "config_file", help="flyte-sdk config file (default: searched as flyte.init_from_config).")
+def gc(dry_run: bool, config_file: str | None) -> None:
+    """Delete the Kubernetes objects left by runs that no longer exist (see flyte.kubernetes.gc)."""
+    from ._initialize import init_from_config
+    from .kubernetes import gc as collect
+
+    init_from_config(config_file)
+    try:
+        removed = collect(dry_run=dry_run)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    verb = "would delete" if dry_run else "deleted"
+    for item in removed:
+        click.echo(f"{verb} {item}")
+    click.echo(f"{len(removed)} object(s) {verb}")
 
 
 def _pairs(option: str, items: tuple[str, ...]) -> dict[str, str]:

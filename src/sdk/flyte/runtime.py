@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from typing import Any
@@ -22,6 +23,7 @@ import msgspec
 
 from . import _storage
 from ._bundle import install_bundle
+from ._k8s.settings import SETTINGS_ENV
 
 OUTPUTS_FILE = "outputs.msgpack"
 ERROR_FILE = "error.json"
@@ -47,22 +49,28 @@ def write_inputs(task: Any, uri: str, *args: Any, **kwargs: Any) -> None:
 
 def read_outputs(task: Any, outputs_dir: str, raw_data_path: str = "") -> Any:
     """Decode what a runtime process left under ``outputs_dir``: the value, or its exception raised here."""
-    from .errors import RemoteTaskError
-
     try:
         data = _storage.read_bytes(_storage.join(outputs_dir, OUTPUTS_FILE))
     except FileNotFoundError:
-        document = msgspec.json.decode(_storage.read_bytes(_storage.join(outputs_dir, ERROR_FILE)), type=ErrorDocument)
-        if document.pickled:
-            try:
-                error = cloudpickle.loads(document.pickled)
-            except Exception:
-                error = None
-            if isinstance(error, BaseException):
-                error.add_note(f"Remote traceback:\n{document.traceback}")
-                raise error from None
-        raise RemoteTaskError(document.type, document.message, document.traceback, document.retriable) from None
+        raise error_from_document(_storage.read_bytes(_storage.join(outputs_dir, ERROR_FILE))) from None
     return task.interface.decode_output(data, raw_data_path)
+
+
+def error_from_document(data: bytes) -> BaseException:
+    """The exception an ``error.json`` describes: the task's own (same type) when it could be pickled, else a
+    :class:`flyte.errors.RemoteTaskError` with its type, message and traceback."""
+    from .errors import RemoteTaskError
+
+    document = msgspec.json.decode(data, type=ErrorDocument)
+    if document.pickled:
+        try:
+            error = cloudpickle.loads(document.pickled)
+        except Exception:
+            error = None
+        if isinstance(error, BaseException):
+            error.add_note(f"Remote traceback:\n{document.traceback}")
+            return error
+    return RemoteTaskError(document.type, document.message, document.traceback, document.retriable)
 
 
 def load_task(reference: str, pickled: bool) -> Any:
@@ -77,13 +85,24 @@ def load_task(reference: str, pickled: bool) -> Any:
     return target
 
 
-async def _execute(task: Any, encoded: dict[str, bytes], raw_data_path: str, run_name: str | None) -> bytes:
+async def _execute(task: Any, encoded: dict[str, bytes], raw_data_path: str, run_name: str | None,
+                   action_name: str | None = None, bundle: str | None = None) -> bytes:
     from ._controller import controller
     from ._run import RunOptions, RunState
 
     state = RunState(RunOptions(mode="remote", name=run_name, raw_data_path=raw_data_path, progress="quiet"))
+    if os.environ.get(SETTINGS_ENV):  # a pod of a remote run: nested calls become objects on the same cluster
+        from ._k8s.controller import RemoteController
+        from ._k8s.settings import current
+
+        state.controller = RemoteController(current())  # type: ignore[arg-type]
+        if bundle:
+            state.scratch["k8s_bundle_uri"] = bundle
     try:
         action = state.new_action(task.name, None)
+        if action_name:
+            action.name = action_name
+            state.action_prefix = action_name
         return await controller.run_action(task, encoded, state, action, None)
     finally:
         await state.close()
@@ -112,16 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", help="code bundle: a zip or a directory")
     parser.add_argument("--raw-data-path", required=True)
     parser.add_argument("--run-name")
+    parser.add_argument("--action", help="the action's name in its run (its nested calls are named under it)")
     args = parser.parse_args(argv)
 
     import anyio
 
     try:
         if args.bundle:
-            install_bundle(_storage.local_path(args.bundle) or args.bundle)
+            local = _storage.local_path(args.bundle)
+            install_bundle(local if local is not None else _storage.read_bytes(args.bundle))
         task = load_task(args.task, args.pickled_task)
         encoded = msgspec.msgpack.decode(_storage.read_bytes(args.inputs), type=dict[str, bytes])
-        output = anyio.run(_execute, task, encoded, args.raw_data_path, args.run_name)
+        output = anyio.run(_execute, task, encoded, args.raw_data_path, args.run_name, args.action, args.bundle)
     except BaseException as error:  # report everything, KeyboardInterrupt included, then exit non-zero
         _storage.write_bytes(_storage.join(args.outputs, ERROR_FILE), msgspec.json.encode(_error_document(error)))
         print(f"flyte.runtime: {type(error).__name__}: {error}", file=sys.stderr)

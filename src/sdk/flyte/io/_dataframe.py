@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._paths import local, new_path
+from ._paths import is_object, local, new_path, offloaded, upload, write_staging
 
 
 class DataFrame:
@@ -48,9 +48,15 @@ class DataFrame:
         table = _to_arrow(_plain(df))
         if columns:
             table = table.select(list(columns))
-        target = local(remote_destination) if remote_destination else new_path("data.parquet")
+        to_store = remote_destination is not None and is_object(remote_destination)
+        if to_store:
+            target = write_staging(remote_destination)  # type: ignore[arg-type]
+        else:
+            target = local(remote_destination) if remote_destination else new_path("data.parquet")
         target.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, target)
+        if to_store:
+            return cls(uri=upload(target, remote_destination), format="parquet")  # type: ignore[arg-type]
         return cls(uri=str(target), format="parquet")
 
     @classmethod
@@ -99,6 +105,17 @@ class DataFrame:
     def __repr__(self) -> str:
         kind = type(self._val).__name__ if self._val is not None else None
         return f"DataFrame(uri={self.uri!r}, format={self.format!r}" + (f", val={kind})" if kind else ")")
+
+
+def _getstate(self: DataFrame) -> dict[str, Any]:
+    # Crossing to another machine in a remote run: a frame written locally travels as the object it is uploaded to.
+    state = dict(self.__dict__)
+    if state.get("uri"):
+        state["uri"] = offloaded(state["uri"])
+    return state
+
+
+DataFrame.__getstate__ = _getstate  # type: ignore[method-assign,assignment]
 
 
 def _plain(value: Any) -> Any:

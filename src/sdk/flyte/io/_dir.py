@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ._file import File
-from ._paths import local, new_path
+from ._paths import is_object, local, new_path, offloaded, upload
 
 T = TypeVar("T")
 
@@ -37,6 +37,8 @@ class Dir(Generic[T]):
         if not source.is_dir():
             raise NotADirectoryError(f"Dir.from_local: {source} is not a directory")
         target = source
+        if remote_destination is not None and is_object(remote_destination):
+            return cls(upload(source, remote_destination), name=source.name, hash=dir_cache_key)
         if remote_destination is not None:
             target = local(remote_destination)
             shutil.copytree(source, target, dirs_exist_ok=True)
@@ -68,12 +70,12 @@ class Dir(Generic[T]):
 
     @property
     def is_empty(self) -> bool:
-        path = local(self.path)
+        path = local(self.path, "dir")
         return not path.exists() or not any(path.iterdir())
 
     def walk_sync(self, recursive: bool = True, file_pattern: str = "*",
                   max_depth: int | None = None) -> Iterator[File[Any]]:
-        root = local(self.path)
+        root = local(self.path, "dir")
         for path in sorted(root.rglob("*") if recursive else root.glob("*")):
             if not path.is_file() or not fnmatch.fnmatch(path.name, file_pattern):
                 continue
@@ -93,14 +95,14 @@ class Dir(Generic[T]):
         return self.list_files_sync()
 
     def get_file_sync(self, file_name: str) -> File[Any] | None:
-        path = local(self.path) / file_name
+        path = local(self.path, "dir") / file_name
         return File(str(path)) if path.is_file() else None
 
     async def get_file(self, file_name: str) -> File[Any] | None:
         return self.get_file_sync(file_name)
 
     def download_sync(self, local_path: str | Path | None = None) -> str:
-        path = local(self.path)
+        path = local(self.path, "dir")
         if local_path is None:
             return str(path)
         shutil.copytree(path, Path(local_path), dirs_exist_ok=True)
@@ -112,6 +114,10 @@ class Dir(Generic[T]):
         return await anyio.to_thread.run_sync(self.download_sync, local_path)
 
     def exists_sync(self) -> bool:
+        if is_object(self.path):
+            from .. import _objstore
+
+            return bool(_objstore.list_keys(self.path.rstrip("/") + "/"))
         return local(self.path).is_dir()
 
     async def exists(self) -> bool:
@@ -124,7 +130,11 @@ class Dir(Generic[T]):
         return hash((self.path, self.name))
 
     def __fspath__(self) -> str:
-        return str(local(self.path))
+        return str(local(self.path, "dir"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Crossing to another machine in a remote run: a local tree travels as the objects it is uploaded to.
+        return {**self.__dict__, "path": offloaded(self.path)}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r}, name={self.name!r})"

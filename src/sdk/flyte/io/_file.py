@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
-from ._paths import ensure_parent, local, new_path
+from ._paths import ensure_parent, is_object, local, new_path, offloaded, upload, write_staging
 
 T = TypeVar("T")
 
@@ -69,6 +69,9 @@ class File(Generic[T]):
         if not source.is_file():
             raise FileNotFoundError(f"File.from_local: {source} is not a file")
         target = source
+        if remote_destination is not None and is_object(remote_destination):
+            return cls(upload(source, remote_destination), name=source.name, hash=_hash_file(source, hash_method),
+                       hash_method=hash_method)
         if remote_destination is not None:
             target = local(remote_destination)
             ensure_parent(target)
@@ -104,11 +107,14 @@ class File(Generic[T]):
     @contextlib.contextmanager
     def open_sync(self, mode: str = "rb", block_size: int | None = None, cache_type: str = "readahead",
                   cache_options: Any = None, compression: Any = None, **kwargs: Any) -> Iterator[IO[Any]]:
-        path = local(self.path)
-        if any(flag in mode for flag in "wax"):
+        writing = any(flag in mode for flag in "wax+")
+        path = local(self.path) if not (writing and is_object(self.path)) else write_staging(self.path)
+        if writing:
             ensure_parent(path)
         with open(path, mode) as handle:
             yield handle
+        if writing and is_object(self.path):
+            upload(path, self.path)
         if self.hash_method is not None and "r" not in mode:
             self.hash = _hash_file(path, self.hash_method)
 
@@ -118,11 +124,17 @@ class File(Generic[T]):
         """``async with f.open("rb") as fh: data = await fh.read()`` (writes: ``await fh.write(b"...")``)."""
         import anyio
 
-        path = local(self.path)
-        if any(flag in mode for flag in "wax"):
+        writing = any(flag in mode for flag in "wax+")
+        if writing and is_object(self.path):
+            path = write_staging(self.path)
+        else:
+            path = await anyio.to_thread.run_sync(local, self.path)
+        if writing:
             ensure_parent(path)
         async with await anyio.open_file(path, mode) as handle:
             yield handle
+        if writing and is_object(self.path):
+            await anyio.to_thread.run_sync(upload, path, self.path)
         if self.hash_method is not None and "r" not in mode:
             self.hash = _hash_file(path, self.hash_method)
 
@@ -144,7 +156,19 @@ class File(Generic[T]):
         return await anyio.to_thread.run_sync(self.download_sync, local_path)
 
     def exists_sync(self) -> bool:
+        if is_object(self.path):
+            from .. import _objstore
+
+            try:
+                _objstore.read_bytes(self.path)
+            except FileNotFoundError:
+                return False
+            return True
         return local(self.path).exists()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Crossing to another machine in a remote run: a local file travels as the object it is uploaded to.
+        return {**self.__dict__, "path": offloaded(self.path)}
 
     async def exists(self) -> bool:
         return self.exists_sync()

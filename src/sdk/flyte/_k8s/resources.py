@@ -1,0 +1,118 @@
+"""What object a remote call becomes, and how to read its end from the object's status.
+
+A :class:`KubernetesResource` builds the manifest of one call (a plain task: a ``batch/v1`` Job; a plugin's task:
+the operator's custom resource, built by the plugin's own resource registered with :func:`register`; a plugin with
+none runs its embedded engine inside a Job's pod) and says when
+the object has finished. The controller creates, watches and deletes it the same way whatever its kind; the call's
+primary pod (labelled ``flyte.org/primary``) gives the logs and the container's exit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .names import JOB_NAME_LIMIT
+from .pods import RemoteCall
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished object: whether it succeeded, and the reason and message its status gives."""
+
+    succeeded: bool
+    reason: str = ""
+    message: str = ""
+
+
+class KubernetesResource:
+    """A kind of object that runs remote calls. Subclasses set the class attributes and implement :meth:`build`
+    and :meth:`outcome`."""
+
+    api_version: ClassVar[str]
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+    name_limit: ClassVar[int] = JOB_NAME_LIMIT
+
+    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+        """The manifests of the call: the main object first (the one watched and deleted), then any it needs."""
+        raise NotImplementedError
+
+    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
+        """The object's end read from its status, or None while it is not over."""
+        raise NotImplementedError
+
+    def collection_path(self, namespace: str) -> str:
+        group_version = self.api_version
+        base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+        return f"{base}/namespaces/{namespace}/{self.plural}"
+
+    def path(self, namespace: str, name: str) -> str:
+        return f"{self.collection_path(namespace)}/{name}"
+
+
+class JobResource(KubernetesResource):
+    """A plain task call: a ``batch/v1`` Job with one pod and no retries of its own (the controller's retries make a
+    new attempt object), removed by ``ttlSecondsAfterFinished`` if the controller could not delete it."""
+
+    api_version = "batch/v1"
+    kind = "Job"
+    plural = "jobs"
+
+    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+        spec: dict[str, Any] = {
+            "backoffLimit": 0,
+            "completions": 1,
+            "parallelism": 1,
+            "ttlSecondsAfterFinished": call.settings.ttl_seconds_after_finished,
+            "template": call.pod_template(),
+        }
+        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+
+    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
+        for condition in (obj.get("status") or {}).get("conditions") or []:
+            if condition.get("status") != "True":
+                continue
+            if condition.get("type") == "Complete":
+                return Outcome(True, condition.get("reason", "Complete"), condition.get("message", ""))
+            if condition.get("type") == "Failed":
+                return Outcome(False, condition.get("reason", "Failed"), condition.get("message", ""))
+        return None
+
+
+_registry: list[tuple[type, KubernetesResource]] = []
+
+
+def register(config_type: type, resource: KubernetesResource) -> None:
+    """Run tasks whose ``plugin_config`` is a ``config_type`` as ``resource`` on Kubernetes."""
+    _registry.append((config_type, resource))
+
+
+def resource_for(task: Any) -> KubernetesResource:
+    config = task.settings.plugin_config
+    if config is None:
+        return JobResource()
+    for config_type, resource in reversed(_registry):
+        if isinstance(config, config_type):
+            return resource
+    _load_plugin_resources(config)
+    for config_type, resource in reversed(_registry):
+        if isinstance(config, config_type):
+            return resource
+    # No operator resource for this plugin: its pod runs the engine embedded, as it runs on this machine.
+    return JobResource()
+
+
+def _load_plugin_resources(config: Any) -> None:
+    """A plugin registers its resource in its ``_k8s`` module (``flyteplugins.<plugin>._k8s``), imported when first
+    needed so that the Kubernetes code of a plugin loads only for remote runs."""
+    import importlib
+
+    module = type(config).__module__
+    if module.startswith("flyteplugins."):
+        package = ".".join(module.split(".")[:2])
+        try:
+            importlib.import_module(f"{package}._k8s")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}._k8s":
+                raise

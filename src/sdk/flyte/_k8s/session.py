@@ -1,0 +1,416 @@
+"""A run's link to the cluster: one API connection, the run's watches, its data on the object store, and the objects
+it created, which it deletes however the calls end.
+
+One attempt of a remote call (:meth:`RemoteSession.run_attempt`):
+
+1. inputs, the pickled task and the code bundle go to the object store (the bundle once per content, under
+   ``<storage>/bundles/``; the rest under ``<storage>/runs/<run>/<action>/<attempt>/``);
+2. the task's resource builds the manifests and the main object is created; a 409 for an object of this same
+   call (a retried create whose answer was lost, a controller that crashed and came back) is adopted;
+3. the run's watches (list then watch, see ``informer``) follow the object and its primary pod; the pod's log is
+   followed once its container runs; a pod that cannot start fails the call after ``start_failure_grace`` with its
+   Events, and one not started after ``pending_timeout`` fails it too;
+4. when the object or the pod is done, the outputs or the error document on the store decide the outcome (the
+   object's status confirms it, and names the cause when the pod died without a document: OOMKilled, a signal);
+5. the object is deleted: in the background after an outcome was read, or, when the call was cut short (timeout,
+   cancellation, Ctrl-C, a failing sibling), at once with Foreground propagation, shielded, waiting until it is gone
+   (with a deadline). Jobs also carry ``ttlSecondsAfterFinished`` for the case where nobody is left to delete them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from typing import Any
+
+import anyio
+import cloudpickle
+import msgspec
+
+from .. import _objstore, _storage
+from ..errors import MaxQueuedTimeExceededError, RuntimeSystemError, RuntimeUserError
+from .client import ApiError, Kube
+from .failures import IMMEDIATE, exit_error, start_error, start_problem
+from .informer import Informer
+from .logs import LogFollower, previous_log, terminal_sink
+from .names import ACTION_LABEL, ATTEMPT_LABEL, PRIMARY_LABEL, RUN_LABEL, call_labels, label_value, object_name
+from .pods import RemoteCall, image_of
+from .resources import KubernetesResource, resource_for
+from .settings import KubernetesSettings
+
+log = logging.getLogger("flyte.k8s")
+DELETE_DEADLINE_S = 60.0
+BACKSTOP_S = 10.0  # how often a waiting call GETs its object, whatever the watch says
+RESULT_GRACE_S = 10.0  # how long an object that says it is done may wait for its outputs to be visible
+
+
+async def read_uri(uri: str) -> bytes:
+    if _objstore.is_object_uri(uri):
+        return await _objstore.read_bytes_async(uri)
+    return await anyio.to_thread.run_sync(_storage.read_bytes, uri)
+
+
+async def write_uri(uri: str, data: bytes) -> None:
+    if _objstore.is_object_uri(uri):
+        await _objstore.write_bytes_async(uri, data)
+    else:
+        await anyio.to_thread.run_sync(_storage.write_bytes, uri, data)
+
+
+async def exists_uri(uri: str) -> bool:
+    if _objstore.is_object_uri(uri):
+        return await _objstore.exists_async(uri)
+    path = _storage.local_path(uri)
+    return path is not None and await anyio.Path(path).exists()
+
+
+class RemoteSession:
+    def __init__(self, settings: KubernetesSettings, run: Any, kube: Kube) -> None:
+        self.settings = settings
+        self.run = run
+        self.kube = kube
+        self.namespace = settings.namespace
+        self.run_prefix = f"{settings.storage_uri}/runs/{run.name}"
+        self._informers: dict[str, Informer] = {}
+        self._changed = asyncio.Event()
+        self._bundle_uri: str | None = run.scratch.get("k8s_bundle_uri")
+        self._bundle_lock = asyncio.Lock()
+        self._task_uris: dict[int, str] = {}
+        self._deletions: set[asyncio.Task[None]] = set()
+        self.owner_references = _caller_pod_reference()
+        self.in_pod = bool(self.owner_references)
+
+    @classmethod
+    async def open(cls, settings: KubernetesSettings, run: Any) -> RemoteSession:
+        settings.storage_uri  # noqa: B018 - fail early, naming the setting, when there is no storage
+        return cls(settings, run, await Kube.connect(settings))
+
+    # -- watches ----------------------------------------------------------------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _wait(self, seconds: float) -> None:
+        """Until a watched object changes, or ``seconds`` pass."""
+        event = self._changed
+        with anyio.move_on_after(seconds):
+            await event.wait()
+
+    def informer(self, collection: str) -> Informer:
+        informer = self._informers.get(collection)
+        if informer is None:
+            informer = Informer(self.kube, collection, f"{RUN_LABEL}={label_value(self.run.name)}",
+                                server_timeout=self.settings.watch_timeout,
+                                stall_timeout=self.settings.watch_stall_timeout, on_change=self._notify)
+            informer.start()
+            self._informers[collection] = informer
+        return informer
+
+    # -- data -------------------------------------------------------------------------------------------------
+    async def bundle_uri(self) -> str | None:
+        """The run's code bundle on the store (uploaded once per content); None when there is no user code to ship
+        (every task pickled by value)."""
+        async with self._bundle_lock:
+            if self._bundle_uri is None:
+                from .._bundle import build_bundle
+
+                bundle = self.run.bundle
+                if bundle is None:
+                    bundle = await anyio.to_thread.run_sync(build_bundle, self.run.options.bundle_root)
+                    self.run.bundle = bundle
+                if not bundle:
+                    self._bundle_uri = ""
+                else:
+                    uri = f"{self.settings.storage_uri}/bundles/{bundle.digest}.zip"
+                    if not await exists_uri(uri):
+                        await write_uri(uri, bundle.archive.read_bytes())
+                    self._bundle_uri = uri
+            return self._bundle_uri or None
+
+    async def task_uri(self, task: Any) -> str:
+        """The task, cloudpickled (by value when defined in ``__main__`` or a notebook), on the store."""
+        uri = self._task_uris.get(id(task))
+        if uri is None:
+            data = cloudpickle.dumps(task)
+            uri = f"{self.run_prefix}/tasks/{hashlib.sha256(data).hexdigest()[:24]}.pkl"
+            await write_uri(uri, data)
+            self._task_uris[id(task)] = uri
+        return uri
+
+    # -- one attempt ------------------------------------------------------------------------------------------
+    def build_call(self, task: Any, action: Any, attempt: int, resource: KubernetesResource, *, task_uri: str,
+                   bundle_uri: str | None) -> tuple[RemoteCall, str]:
+        """The call's pod settings and its outputs URI."""
+        return build_call(self.settings, self.run, task, action, attempt, resource, task_uri=task_uri,
+                          bundle_uri=bundle_uri, owner_references=self.owner_references,
+                          root=action.parent is None and not self.in_pod, run_prefix=self.run_prefix)
+
+    async def run_attempt(self, task: Any, encoded: dict[str, bytes], action: Any) -> bytes:
+        resource = resource_for(task)
+        attempt = action.attempts
+        base = f"{self.run_prefix}/{action.name}/{attempt}"
+        await write_uri(f"{base}/inputs.msgpack", msgspec.msgpack.encode(encoded))
+        task_uri, bundle_uri = await asyncio.gather(self.task_uri(task), self.bundle_uri())
+        call, outputs_uri = self.build_call(task, action, attempt, resource, task_uri=task_uri, bundle_uri=bundle_uri)
+        manifests = resource.build(call)
+        objects = self.informer(resource.collection_path(self.namespace))
+        self.informer(f"/api/v1/namespaces/{self.namespace}/pods")
+        action.links[resource.kind] = f"{self.namespace}/{call.name}"
+        done = False
+        try:
+            created = await self._create(resource, manifests[0])
+            objects.store(created)
+            for extra in manifests[1:]:
+                await self._create_dependent(created, extra)
+            output = await self._supervise(resource, call, outputs_uri, action)
+            done = True
+            return output
+        finally:
+            if done:
+                self._delete_later(resource, call.name)
+            else:
+                await self._delete_now(resource, call.name)
+
+    async def _create(self, resource: KubernetesResource, manifest: dict[str, Any]) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        try:
+            return await self.kube.create(resource.collection_path(self.namespace), manifest)
+        except ApiError as exc:
+            if exc.status == 403:
+                raise RuntimeUserError("Forbidden", f"creating {resource.kind} {name} was refused: {exc.message}") \
+                    from None
+            if exc.status == 422:
+                raise RuntimeUserError("Invalid", f"{resource.kind} {name} is not valid: {exc.message}") from None
+            if exc.status != 409:
+                raise
+        existing = await self.kube.get(resource.path(self.namespace, name))
+        labels = (existing or {}).get("metadata", {}).get("labels") or {}
+        mine = manifest["metadata"]["labels"]
+        if existing is not None and all(labels.get(k) == mine.get(k) for k in (RUN_LABEL, ACTION_LABEL,
+                                                                                 ATTEMPT_LABEL)):
+            log.info("adopting %s %s left by an earlier controller of run %s", resource.kind, name, self.run.name)
+            return existing
+        if existing is None:  # deleted in between: create again
+            return await self.kube.create(resource.collection_path(self.namespace), manifest)
+        raise RuntimeSystemError("NameConflict", f"{resource.kind} {self.namespace}/{name} exists and belongs to "
+                                                 f"another run ({labels.get(RUN_LABEL)!r})")
+
+    async def _create_dependent(self, owner: dict[str, Any], manifest: dict[str, Any]) -> None:
+        meta = owner["metadata"]
+        manifest.setdefault("metadata", {}).setdefault("ownerReferences", []).append({
+            "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True})
+        group_version = manifest["apiVersion"]
+        base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+        plural = manifest["kind"].lower() + "s"
+        try:
+            await self.kube.create(f"{base}/namespaces/{self.namespace}/{plural}", manifest)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+
+    def _primary_pod(self, call: RemoteCall) -> dict[str, Any] | None:
+        pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"].objects
+        action, attempt = call.labels[ACTION_LABEL], call.labels[ATTEMPT_LABEL]
+        found = [pod for pod in pods.values()
+                 if (labels := pod["metadata"].get("labels") or {}).get(ACTION_LABEL) == action
+                 and labels.get(ATTEMPT_LABEL) == attempt and labels.get(PRIMARY_LABEL) == "true"]
+        # A Job may replace a pod; the newest is the one that counts.
+        return max(found, key=lambda pod: pod["metadata"].get("creationTimestamp", "")) if found else None
+
+    async def _supervise(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str,
+                         action: Any) -> bytes:
+        objects = self._informers[resource.collection_path(self.namespace)]
+        container = primary_container(call)
+        started_at = time.monotonic()
+        problem_since: float | None = None
+        ever_started = False
+        last_backstop = started_at
+        follower: LogFollower | None = None
+        pod: dict[str, Any] | None = None
+        try:
+            while True:
+                obj = objects.objects.get(call.name)
+                if obj is None and call.name in objects.deleted:
+                    raise RuntimeSystemError("Deleted", f"{resource.kind} {self.namespace}/{call.name} was deleted "
+                                                        "before it finished")
+                pod = self._primary_pod(call)
+                if pod is not None and follower is None and _container_started(pod, container):
+                    ever_started = True
+                    follower = LogFollower(self.kube, self.namespace, pod["metadata"]["name"], container,
+                                           terminal_sink(f"[{action.name} {action.task_name}] "),
+                                           lambda: _pod_done(self._primary_pod(call)))
+                    follower.start()
+                outcome = resource.outcome(obj) if obj is not None else None
+                phase = ((pod or {}).get("status") or {}).get("phase")
+                if outcome is not None or phase in ("Succeeded", "Failed"):
+                    return await self._result(resource, call, outputs_uri, outcome, pod, container, follower)
+                problem = start_problem(pod)
+                now = time.monotonic()
+                if problem is not None:
+                    problem_since = problem_since or now
+                    if problem[0] in IMMEDIATE or now - problem_since >= self.settings.start_failure_grace:
+                        raise start_error(*problem, pod["metadata"]["name"] if pod else call.name,  # type: ignore[index]
+                                          await self._events(pod["metadata"]["name"] if pod else call.name))
+                else:
+                    problem_since = None
+                if not ever_started and now - started_at > self.settings.pending_timeout:
+                    name = pod["metadata"]["name"] if pod else call.name
+                    raise MaxQueuedTimeExceededError(
+                        f"{action.task_name} (action {action.name}): {resource.kind} {call.name} did not start "
+                        f"within pending_timeout={self.settings.pending_timeout:g}s" +
+                        "".join(f"\n{line}" for line in map(_event_line, await self._events(name))))
+                if now - last_backstop >= BACKSTOP_S:
+                    last_backstop = now
+                    await objects.refresh(call.name)
+                await self._wait(min(BACKSTOP_S, 1.0 if problem is not None else BACKSTOP_S))
+        finally:
+            if follower is not None:
+                await follower.stop(drain_s=2.0 if _pod_done(pod) else 0.0)
+
+    async def _result(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str, outcome: Any,
+                      pod: dict[str, Any] | None, container: str, follower: LogFollower | None) -> bytes:
+        from ..runtime import ERROR_FILE, OUTPUTS_FILE, error_from_document
+
+        deadline = time.monotonic() + RESULT_GRACE_S
+        while True:
+            with contextlib.suppress(FileNotFoundError):
+                return await read_uri(f"{outputs_uri}/{OUTPUTS_FILE}")
+            with contextlib.suppress(FileNotFoundError):
+                raise error_from_document(await read_uri(f"{outputs_uri}/{ERROR_FILE}"))
+            failed = (outcome is not None and not outcome.succeeded) or \
+                ((pod or {}).get("status") or {}).get("phase") == "Failed"
+            if failed or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        if follower is not None:
+            await follower.stop()
+        tail = "\n".join(follower.lines[-20:]) if follower is not None else ""
+        if pod is not None and (pod.get("status") or {}).get("phase") == "Failed":
+            if not tail:
+                tail = await previous_log(self.kube, self.namespace, pod["metadata"]["name"], container)
+            raise exit_error(pod, container, tail)
+        if outcome is not None and not outcome.succeeded:
+            raise RuntimeSystemError(outcome.reason or "Failed", f"{resource.kind} {self.namespace}/{call.name} "
+                                                                  f"failed: {outcome.message}")
+        raise RuntimeSystemError("OutputsMissing", f"{resource.kind} {self.namespace}/{call.name} finished but left "
+                                                   f"no outputs or error document under {outputs_uri}")
+
+    async def _events(self, name: str) -> list[dict[str, Any]]:
+        with contextlib.suppress(ApiError, OSError, asyncio.TimeoutError):
+            listed = await self.kube.request("GET", f"/api/v1/namespaces/{self.namespace}/events",
+                                             query={"fieldSelector": f"involvedObject.name={name}"}, timeout=10.0)
+            items = listed.get("items") or []
+            return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return []
+
+    # -- cleanup ----------------------------------------------------------------------------------------------
+    def _delete_later(self, resource: KubernetesResource, name: str) -> None:
+        task = asyncio.ensure_future(self._delete(resource, name, wait=False))
+        self._deletions.add(task)
+        task.add_done_callback(self._deletions.discard)
+
+    async def _delete_now(self, resource: KubernetesResource, name: str) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._delete(resource, name, wait=True)
+
+    async def _delete(self, resource: KubernetesResource, name: str, *, wait: bool) -> None:
+        path = resource.path(self.namespace, name)
+        with anyio.move_on_after(DELETE_DEADLINE_S) as scope:
+            try:
+                if not await self.kube.delete(path, "Foreground" if wait else "Background"):
+                    return
+                while wait and await self.kube.get(path) is not None:  # noqa: ASYNC110 - polling the API server
+                    await asyncio.sleep(0.1)
+            except (ApiError, OSError) as exc:
+                log.warning("could not delete %s %s/%s: %s (ttlSecondsAfterFinished or `flyte gc` will)",
+                            resource.kind, self.namespace, name, exc)
+        if scope.cancelled_caught:
+            log.warning("%s %s/%s was not gone after %gs", resource.kind, self.namespace, name, DELETE_DEADLINE_S)
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True):
+            if self._deletions:
+                with anyio.move_on_after(DELETE_DEADLINE_S):
+                    await asyncio.gather(*list(self._deletions), return_exceptions=True)
+            for informer in self._informers.values():
+                await informer.stop()
+            self._informers.clear()
+            if not self.in_pod and not self.run.options.keep_raw_data:
+                await self._remove_call_data()
+            await self.kube.close()
+
+    async def _remove_call_data(self) -> None:
+        """The run's inputs, outputs and pickled tasks go with it; its ``data/`` (the Files, Dirs and DataFrames its
+        outputs may point to) stays, as a local run's data does."""
+        keep = f"{self.run_prefix}/data/"
+        with contextlib.suppress(Exception):
+            if _objstore.is_object_uri(self.run_prefix):
+                await anyio.to_thread.run_sync(_objstore.delete_prefix, self.run_prefix + "/", keep)
+                return
+            path = _storage.local_path(self.run_prefix)
+            if path:
+                await anyio.to_thread.run_sync(_remove_all_but_data, path)
+
+
+def build_call(settings: KubernetesSettings, run: Any, task: Any, action: Any, attempt: int,
+               resource: KubernetesResource, *, task_uri: str, bundle_uri: str | None,
+               owner_references: list[dict[str, Any]], root: bool, run_prefix: str) -> tuple[RemoteCall, str]:
+    """One attempt's :class:`RemoteCall` (also what ``--dry-run`` shows) and its outputs URI."""
+    base = f"{run_prefix}/{action.name}/{attempt}"
+    outputs_uri = f"{base}/outputs"
+    args = ["--task", task_uri, "--pickled-task", "--inputs", f"{base}/inputs.msgpack", "--outputs", outputs_uri,
+            "--raw-data-path", run.raw_data_path, "--run-name", run.name, "--action", action.name]
+    if bundle_uri:
+        args += ["--bundle", bundle_uri]
+    labels = {**settings.labels, **call_labels(run.name, action.name, task.name, attempt, root)}
+    call = RemoteCall(
+        name=object_name(run.name, action.name, attempt, resource.name_limit), namespace=settings.namespace,
+        task=task, settings=settings, image=image_of(task, settings), args=args, labels=labels,
+        annotations={"flyte.org/task-name": task.name, "flyte.org/outputs": outputs_uri},
+        owner_references=owner_references, env_vars={**run.options.env_vars, **task.settings.env_vars})
+    return call, outputs_uri
+
+
+def _remove_all_but_data(path: str) -> None:
+    import shutil
+
+    if os.path.isdir(path):
+        for entry in os.listdir(path):
+            if entry != "data":
+                shutil.rmtree(os.path.join(path, entry), ignore_errors=True)
+
+
+def primary_container(call: RemoteCall) -> str:
+    template = call.task.settings.pod_template
+    return template.primary_container_name if template is not None and not isinstance(template, str) else "primary"
+
+
+def _caller_pod_reference() -> list[dict[str, Any]]:
+    """Inside a pod the tier started: an ownerReference to that pod, so deleting a call deletes its children."""
+    name, uid = os.environ.get("FLYTE_POD_NAME"), os.environ.get("FLYTE_POD_UID")
+    if not name or not uid:
+        return []
+    return [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid, "blockOwnerDeletion": True}]
+
+
+def _container_started(pod: dict[str, Any], container: str) -> bool:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            state = status.get("state") or {}
+            return "running" in state or "terminated" in state or bool(status.get("restartCount"))
+    return False
+
+
+def _pod_done(pod: dict[str, Any] | None) -> bool:
+    return pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    from .failures import describe_event
+
+    return describe_event(event)
