@@ -64,13 +64,26 @@ def error_from_document(data: bytes) -> BaseException:
     document = msgspec.json.decode(data, type=ErrorDocument)
     if document.pickled:
         try:
-            error = cloudpickle.loads(document.pickled)
+            error = _rebuild_exception(cloudpickle.loads(document.pickled))
         except Exception:
             error = None
         if isinstance(error, BaseException):
             error.add_note(f"Remote traceback:\n{document.traceback}")
             return error
     return RemoteTaskError(document.type, document.message, document.traceback, document.retriable)
+
+
+def _rebuild_exception(loaded: Any) -> BaseException | None:
+    if isinstance(loaded, BaseException):
+        return loaded
+    if isinstance(loaded, tuple) and len(loaded) == 3 and isinstance(loaded[0], type) \
+            and issubclass(loaded[0], BaseException):
+        kind, args, state = loaded
+        error = kind.__new__(kind, *args)
+        error.args = args
+        error.__dict__.update(state)
+        return error  # type: ignore[no-any-return]
+    return None
 
 
 def load_task(reference: str, pickled: bool) -> Any:
@@ -112,7 +125,9 @@ def _error_document(error: BaseException) -> ErrorDocument:
     from .errors import TaskTimeoutError
 
     try:
-        pickled = cloudpickle.dumps(error)
+        # The class, args and attributes, not the exception itself: unpickling an exception calls its class with
+        # its args alone, which fails for one whose __init__ takes more (BudgetError(message, budget)).
+        pickled = cloudpickle.dumps((type(error), error.args, dict(getattr(error, "__dict__", {}))))
     except Exception:
         pickled = None
     return ErrorDocument(

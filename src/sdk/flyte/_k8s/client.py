@@ -15,6 +15,8 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+
 from .settings import KubernetesSettings
 
 _RETRIED_STATUS = {429, 500, 502, 503, 504}
@@ -59,21 +61,21 @@ class Kube:
 
     # -- requests ---------------------------------------------------------------------------------------------
     async def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
-                    content_type: str | None, timeout: float | tuple[float, float] | None) -> Any:
+                    content_type: str | None, request_timeout: float | tuple[float, float] | None) -> Any:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
         return await self._api.call_api(path, method, query_params=params, header_params=headers, body=body,
                                         auth_settings=["BearerToken"], _preload_content=False,
-                                        _request_timeout=timeout)
+                                        _request_timeout=request_timeout)
 
     async def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-                      content_type: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+                      content_type: str | None = None, request_timeout: float = 30.0) -> dict[str, Any]:
         """One API call, retried on throttling and transient errors; the response's JSON."""
         for attempt in range(1, MAX_TRIES + 1):
             try:
-                response = await self._send(method, path, query, body, content_type, timeout)
+                response = await self._send(method, path, query, body, content_type, request_timeout)
                 data = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
@@ -115,8 +117,10 @@ class Kube:
                 raise _error(response.status, await response.read(), f"GET {path}")
             while True:
                 try:
-                    line = await asyncio.wait_for(response.content.readline(), idle_timeout)
-                except asyncio.TimeoutError:
+                    # Not asyncio.wait_for: on Python < 3.12 it can swallow a cancellation that arrives with a line.
+                    with anyio.fail_after(idle_timeout):
+                        line = await response.content.readline()
+                except TimeoutError:
                     raise
                 except Exception as exc:  # aiohttp's payload errors: the connection broke mid-stream
                     raise ConnectionError(f"stream {path} broke: {exc}") from exc
@@ -148,6 +152,15 @@ class Kube:
                 return False
             raise
         return True
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel a background task and wait until it has ended, cancelling again should a cancellation be lost."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not report it as never retrieved
 
 
 def _query_value(value: Any) -> str:

@@ -10,13 +10,12 @@ every change (``on_change``), and :meth:`refresh` (a plain GET) lets them check 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from .client import ApiError, Kube
+from .client import ApiError, Kube, cancel_and_wait
 
 log = logging.getLogger("flyte.k8s")
 
@@ -44,9 +43,7 @@ class Informer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     def _notify(self) -> None:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .client import ApiError, Kube
+from .client import ApiError, Kube, cancel_and_wait
 
 Sink = Callable[[str], None]
 
@@ -53,11 +53,9 @@ class LogFollower:
         stop following."""
         if self._task is None:
             return
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-            await asyncio.wait_for(asyncio.shield(self._task), drain_s)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+        if drain_s > 0:
+            await asyncio.wait({self._task}, timeout=drain_s)
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -303,7 +303,7 @@ class RemoteSession:
     async def _events(self, name: str) -> list[dict[str, Any]]:
         with contextlib.suppress(ApiError, OSError, asyncio.TimeoutError):
             listed = await self.kube.request("GET", f"/api/v1/namespaces/{self.namespace}/events",
-                                             query={"fieldSelector": f"involvedObject.name={name}"}, timeout=10.0)
+                                             query={"fieldSelector": f"involvedObject.name={name}"}, request_timeout=10.0)
             items = listed.get("items") or []
             return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return []

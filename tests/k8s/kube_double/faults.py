@@ -1,0 +1,137 @@
+"""Fault injection (part of the Kubernetes API server test double).
+
+Each armed fault affects the next matching requests and then clears itself, imitating what clients of a real API
+server meet: watch streams cut without the final chunk (``drop_watches``), watch streams that go silent
+(``stall_watches``), priority-and-fairness throttling (``throttle`` -> 429 TooManyRequests with ``Retry-After``),
+server errors (``fail`` -> 500 InternalError / 503 ServiceUnavailable), etcd compaction (``compact`` -> watches
+resuming from an older resourceVersion get 410 Expired), ResourceQuota admission rejections (``reject_create`` ->
+403 Forbidden) and a scheduler that does not get to new pods (``hold_pods``). Methods are thread-safe: tests call
+them from their own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class _RequestFault:
+    n: int
+    code: int
+    reason: str
+    message: str
+    method: str | None = None
+    path_contains: str | None = None
+    retry_after: float | None = None
+    resource: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        if self.path_contains and self.path_contains not in path:
+            return False
+        return True
+
+
+class Faults:
+    def __init__(self, double=None):
+        self._lock = threading.Lock()
+        self._double = double
+        self._request_faults: list[_RequestFault] = []
+        self._drops: list[int] = []  # after_events per armed drop
+        self._stalls: list[float] = []
+        self._creates: list[_RequestFault] = []
+        self.pods_held = False
+
+    # ----- arming (test side)
+    def drop_watches(self, n: int = 1, after_events: int = 0) -> None:
+        with self._lock:
+            self._drops += [after_events] * n
+
+    def stall_watches(self, n: int = 1, seconds: float = 30) -> None:
+        with self._lock:
+            self._stalls += [seconds] * n
+
+    def throttle(
+        self, n: int = 1, retry_after: float = 1, path_contains: str | None = None, method: str | None = None
+    ) -> None:
+        with self._lock:
+            self._request_faults.append(
+                _RequestFault(
+                    n,
+                    429,
+                    "TooManyRequests",
+                    "Too many requests, please try again later.",
+                    method,
+                    path_contains,
+                    retry_after,
+                )
+            )
+
+    def fail(self, n: int = 1, status: int = 500, method: str | None = None, path_contains: str | None = None) -> None:
+        if status == 503:
+            reason, message = "ServiceUnavailable", "the server is currently unable to handle the request"
+        else:
+            reason, message = "InternalError", "Internal error occurred: injected by kube_double"
+        with self._lock:
+            self._request_faults.append(_RequestFault(n, status, reason, message, method, path_contains))
+
+    def reject_create(
+        self,
+        resource: str,
+        n: int = 1,
+        status: int = 403,
+        message: str = "exceeded quota: compute-resources, requested: pods=1, used: pods=10, limited: pods=10",
+    ) -> None:
+        with self._lock:
+            self._creates.append(_RequestFault(n, status, "Forbidden", message, "POST", resource=resource))
+
+    def compact(self) -> None:
+        self._double._store.compact()
+
+    def hold_pods(self, hold: bool = True) -> None:
+        self.pods_held = bool(hold)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._request_faults.clear()
+            self._drops.clear()
+            self._stalls.clear()
+            self._creates.clear()
+        self.pods_held = False
+
+    def pending(self) -> int:
+        """How many armed faults have not happened yet (a test checks that the client really met them)."""
+        with self._lock:
+            return sum(f.n for f in self._request_faults) + len(self._drops) + len(self._stalls) + sum(
+                f.n for f in self._creates)
+
+    # ----- consuming (server side)
+    def take_request_fault(self, method: str, path: str) -> _RequestFault | None:
+        with self._lock:
+            for fault in self._request_faults:
+                if fault.matches(method, path):
+                    fault.n -= 1
+                    if fault.n <= 0:
+                        self._request_faults.remove(fault)
+                    return fault
+        return None
+
+    def take_create_fault(self, rt) -> _RequestFault | None:
+        with self._lock:
+            for fault in self._creates:
+                if fault.resource in (rt.plural, rt.singular, rt.kind, rt.group_resource()):
+                    fault.n -= 1
+                    if fault.n <= 0:
+                        self._creates.remove(fault)
+                    return fault
+        return None
+
+    def take_drop(self) -> int | None:
+        with self._lock:
+            return self._drops.pop(0) if self._drops else None
+
+    def take_stall(self) -> float | None:
+        with self._lock:
+            return self._stalls.pop(0) if self._stalls else None

@@ -1,0 +1,152 @@
+"""Watch streams (part of the Kubernetes API server test double).
+
+Serves ``?watch=true`` on list endpoints the way the real API server does: a chunked ``application/json`` response
+with one ``{"type": ..., "object": ...}`` JSON document per line.
+
+* ``resourceVersion`` absent, ``""`` or ``"0"``: synthetic ADDED events for the current objects, then live events.
+* ``resourceVersion=N``: every event after N (from the bounded history), then live events; if N is older than the
+  history (compacted), one in-stream ``ERROR`` event carrying a 410 Expired Status, then the stream ends. A version
+  newer than the current one just waits.
+* label/field selectors apply; an object that stops matching is reported as DELETED, one that starts matching as
+  ADDED (as the watch cache does). DELETED events carry the final state of the object.
+* ``allowWatchBookmarks=true``: a BOOKMARK event with the current resourceVersion every ``bookmark_interval_s``.
+* ``timeoutSeconds``: the stream ends cleanly after that long.
+* faults: a dropped stream is cut without the final chunk; a stalled one sends nothing for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from aiohttp import web
+
+from . import errors
+from .api import matches
+from .store import ExpiredError
+
+
+def _line(type_: str, obj: dict) -> bytes:
+    return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+async def serve_watch(
+    request: web.Request, double, rt, version: str, namespace: str | None, params
+) -> web.StreamResponse:
+    api = double._api
+    store = double._store
+    labels_req, fields_req = api.selectors(rt, params.get("labelSelector"), params.get("fieldSelector"))
+    rv_param = params.get("resourceVersion", "")
+    if rv_param in ("", "0"):
+        since = None
+    else:
+        try:
+            since = int(rv_param)
+        except ValueError:
+            raise errors.bad_request(f"invalid resource version: {rv_param!r}") from None
+    timeout = params.get("timeoutSeconds")
+    deadline = time.monotonic() + float(timeout) if timeout not in (None, "") else None
+    bookmarks = params.get("allowWatchBookmarks") in ("true", "1", "True")
+    drop_after = double.faults.take_drop()
+    stall = double.faults.take_stall()
+
+    response = web.StreamResponse(
+        status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"}
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+
+    def in_scope(obj):
+        return namespace is None or not rt.namespaced or obj["metadata"].get("namespace") == namespace
+
+    def visible(obj):
+        return obj is not None and in_scope(obj) and matches(labels_req, fields_req, obj)
+
+    def translate(event):
+        _, _, type_, obj, prev = event
+        if type_ == "MODIFIED":
+            now, before = visible(obj), visible(prev)
+            if now and before:
+                return "MODIFIED"
+            if now:
+                return "ADDED"
+            if before:
+                return "DELETED"
+            return None
+        return type_ if visible(obj) else None
+
+    try:
+        watcher, replay, snapshot, _ = store.open_watch(rt.key, since)
+    except ExpiredError as exc:
+        status = errors.expired(f"too old resource version: {since} ({exc.oldest + 1})").status()
+        await response.write(_line("ERROR", status))
+        await response.write_eof()
+        return response
+
+    sent = 0
+    try:
+        if stall:
+            await asyncio.sleep(stall)
+
+        async def send(type_, obj):
+            nonlocal sent
+            if drop_after is not None and sent >= drop_after:
+                raise _Drop()
+            await response.write(_line(type_, api.render(rt, version, obj)))
+            sent += 1
+
+        if drop_after == 0:
+            raise _Drop()
+        for obj in snapshot or []:
+            if visible(obj):
+                await send("ADDED", obj)
+        for event in replay:
+            kind = translate(event)
+            if kind:
+                await send(kind, event[3])
+        last_bookmark = time.monotonic()
+        interval = double.bookmark_interval_s
+        while True:
+            now = time.monotonic()
+            wait = 3600.0
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if bookmarks:
+                wait = min(wait, last_bookmark + interval - now)
+            if deadline is not None and deadline - now <= 0:
+                break
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.0))
+            except asyncio.TimeoutError:
+                if bookmarks and time.monotonic() >= last_bookmark + interval and watcher.queue.empty():
+                    await response.write(
+                        _line(
+                            "BOOKMARK",
+                            {
+                                "kind": rt.kind,
+                                "apiVersion": rt.api_version(version),
+                                "metadata": {"resourceVersion": str(store.rv)},
+                            },
+                        )
+                    )
+                    last_bookmark = time.monotonic()
+                continue
+            kind = translate(event)
+            if kind:
+                await send(kind, event[3])
+    except _Drop:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        return response
+    except ConnectionResetError:  # the client went away
+        return response
+    finally:
+        store.close_watch(watcher)
+    await response.write_eof()
+    return response
+
+
+class _Drop(Exception):
+    pass

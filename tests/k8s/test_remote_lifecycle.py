@@ -1,0 +1,190 @@
+"""The remote controller's supervision against the Kubernetes API server double (a test double of the API server,
+Job controller and kubelet; see ``kube_double``): cancellation and timeouts leave no object and no process, watches
+survive dropped, stalled and compacted streams and throttling, a crashed controller's objects are adopted, and
+``flyte gc`` collects what dead runs left."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import cloudpickle
+import pytest
+
+import flyte
+import flyte.kubernetes
+from conftest import managed_objects, wait_clean
+
+# The tasks below travel to the pods by value, as a script's do: the pods never import this test module.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow,
+              pytest.mark.skipif(__import__("conftest").REAL_CLUSTER, reason="drives the double's fault injection")]
+
+env = flyte.TaskEnvironment(name="lifecycle")
+
+
+@env.task
+async def echo(x: int) -> int:
+    return x + 1
+
+
+@env.task
+async def sleepy(seconds: float) -> str:
+    import time as _time
+
+    print("sleeping", flush=True)
+    _time.sleep(seconds)
+    return "woke"
+
+
+@env.task(timeout=3)
+async def too_slow(seconds: float) -> str:
+    import time as _time
+
+    _time.sleep(seconds)
+    return "late"
+
+
+def _remote():
+    return flyte.with_runcontext(mode="remote")
+
+
+def _wait_for_running_pod(kube, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any((p.get("status") or {}).get("phase") == "Running" for p in kube.objects("pods", "default")):
+            return
+        time.sleep(0.1)
+    raise AssertionError("no pod reached Running")
+
+
+async def test_cancelled_run_deletes_its_objects_and_kills_the_pod(k8s_settings, kube):
+    run = asyncio.ensure_future(_remote().run.aio(sleepy, seconds=120))
+    await asyncio.to_thread(_wait_for_running_pod, kube)
+    assert managed_objects(kube)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert wait_clean(kube, timeout=5) == []
+
+
+async def test_timeout_deletes_the_attempt_and_raises_max_runtime_exceeded(k8s_settings, kube):
+    with pytest.raises(flyte.errors.MaxRuntimeExceededError):
+        await _remote().run.aio(too_slow, seconds=120)
+    assert wait_clean(kube, timeout=5) == []
+
+
+@pytest.mark.parametrize("fault", ["drop", "stall", "compact", "throttle", "fail500", "fail503"])
+def test_watch_and_api_faults_do_not_change_the_outcome(k8s_settings, kube, fault):
+    async def scenario():
+        if fault == "drop":
+            kube.faults.drop_watches(n=3, after_events=1)
+        elif fault == "stall":
+            kube.faults.stall_watches(n=2, seconds=30)
+        elif fault == "throttle":
+            kube.faults.throttle(n=3, retry_after=1)
+        elif fault.startswith("fail"):
+            kube.faults.fail(n=3, status=int(fault[4:]))
+        elif fault == "compact":  # the streams see nothing while the pod runs, then its versions are compacted away
+            kube.faults.stall_watches(n=2, seconds=30)
+        run = asyncio.ensure_future(_remote().run.aio(sleepy, seconds=3))
+        if fault == "compact":
+            await asyncio.to_thread(_wait_for_running_pod, kube)
+            marks["compacted"] = len(kube.queries)
+            kube.faults.compact()
+        return await asyncio.wait_for(run, 90)
+
+    marks: dict[str, int] = {}
+    try:
+        result = asyncio.run(scenario())
+        assert kube.faults.pending() == 0, "the run ended before meeting every armed fault"
+    finally:
+        kube.faults.clear()
+    assert result.outputs()[0] == "woke"
+    if fault == "compact":  # resuming from a compacted version got 410: the watch listed again
+        after = kube.queries[marks["compacted"]:]
+        assert any(m == "GET" and "/jobs?" in q and "watch=" not in q for m, q in after), after
+    assert wait_clean(kube) == []
+
+
+async def test_crashed_controllers_job_is_adopted(k8s_settings, kube):
+    """A Job of this call already exists (a controller that died after creating it): the new controller adopts it
+    instead of failing on 409, and reads its outputs."""
+    from flyte._k8s.resources import JobResource
+    from flyte._k8s.session import build_call
+    from flyte._k8s.settings import current
+    from flyte._run import Action
+
+    settings = current()
+    run_prefix = f"{settings.storage_uri}/runs/adopted"
+
+    class _Run:
+        name = "adopted"
+        raw_data_path = f"{run_prefix}/data"
+
+        class options:  # noqa: N801
+            env_vars: dict = {}
+
+    import hashlib
+
+    from flyte._bundle import build_bundle
+
+    # The same call the run will make: same task, same bundle, same names.
+    task_uri = f"{run_prefix}/tasks/{hashlib.sha256(cloudpickle.dumps(echo)).hexdigest()[:24]}.pkl"
+    bundle = build_bundle()
+    bundle_uri = f"{settings.storage_uri}/bundles/{bundle.digest}.zip" if bundle else None
+    call, _ = build_call(settings, _Run, echo, Action("a1", echo.name, None), 1, JobResource(), task_uri=task_uri,
+                         bundle_uri=bundle_uri, owner_references=[], root=True, run_prefix=run_prefix)
+    kube.faults.hold_pods(True)
+    try:
+        import json
+        import subprocess
+
+        manifest = JobResource().build(call)[0]
+        created = subprocess.run(["kubectl", "--kubeconfig", kube.kubeconfig, "create", "-f", "-"],
+                                 input=json.dumps(manifest), capture_output=True, text=True)
+        assert created.returncode == 0, created.stderr
+        run = asyncio.ensure_future(flyte.with_runcontext(mode="remote", name="adopted").run.aio(echo, x=41))
+        await asyncio.sleep(2)
+        kube.faults.hold_pods(False)
+        result = await asyncio.wait_for(run, 60)
+    finally:
+        kube.faults.hold_pods(False)
+    assert result.outputs()[0] == 42
+    assert wait_clean(kube) == []
+
+
+async def test_gc_deletes_objects_of_runs_that_no_longer_exist(k8s_settings, kube):
+    import json
+    import subprocess
+
+    def job(name: str, run: str, root: bool, command: str) -> dict:
+        labels = {"app.kubernetes.io/managed-by": "flyte-sdk", "flyte.org/run": run}
+        if root:
+            labels["flyte.org/root"] = "true"
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": labels},
+                "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "primary", "image": "python:3.11",
+                                                              "command": ["python", "-c", command]}]}}}}
+
+    live = [job("live-root", "live", True, "import time; time.sleep(60)"), job("live-child", "live", False, "pass")]
+    dead = [job("dead-child", "dead", False, "import time; time.sleep(60)")]
+    for manifest in live + dead:
+        done = subprocess.run(["kubectl", "--kubeconfig", kube.kubeconfig, "create", "-f", "-"],
+                              input=json.dumps(manifest), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    try:
+        assert sorted(await asyncio.to_thread(flyte.kubernetes.gc, dry_run=True)) == ["Job/dead-child"]
+        assert await asyncio.to_thread(flyte.kubernetes.gc) == ["Job/dead-child"]
+        deadline = time.monotonic() + 10
+        while any(j["metadata"]["name"] == "dead-child" for j in kube.objects("jobs", "default")):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert {j["metadata"]["name"] for j in kube.objects("jobs", "default")} >= {"live-root", "live-child"}
+    finally:
+        for name in ("live-root", "live-child", "dead-child"):
+            subprocess.run(["kubectl", "--kubeconfig", kube.kubeconfig, "delete", "job", name, "--ignore-not-found",
+                            "--cascade=foreground"], capture_output=True)
+    assert wait_clean(kube) == []

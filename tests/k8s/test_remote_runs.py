@@ -1,0 +1,70 @@
+"""Remote runs against the Kubernetes API server double: programs run as users run them (``python program.py``),
+with outputs equal to their local runs, the failure paths, and nothing left behind.
+
+The double (``kube_double``) is a test double of the Kubernetes API server, Job controller and kubelet: pods run as
+local processes from the code bundle on a real S3-compatible server (moto). See ``conftest.py`` for running the same
+tests against a real cluster.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REAL_CLUSTER, outputs_json, run_program, wait_clean
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+
+def test_nested_gather_map_override_program_remote_equals_local(config_dir, kube):
+    local = run_program("nested.py", "local", cwd=config_dir)
+    assert local.returncode == 0, local.stderr[-3000:]
+    remote = run_program("nested.py", "remote", cwd=config_dir)
+    assert remote.returncode == 0, remote.stderr[-5000:]
+    assert outputs_json(remote) == outputs_json(local) == {
+        "gathered": [0, 1, 4], "mapped": [0, 1, 4], "overridden": "hello", "total": 6}
+    # The pods' logs reach the caller (a child's through its parent's pod), multi-byte characters intact.
+    assert "squaring 2 ✓" in remote.stderr
+    if not REAL_CLUSTER:
+        assert wait_clean(kube) == []
+
+
+def test_script_without_main_guard_runs_remotely_once(config_dir, kube):
+    result = run_program("no_guard.py", cwd=config_dir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert result.stdout.count("RESULT") == 1 and "RESULT 41" in result.stdout
+    if not REAL_CLUSTER:
+        assert wait_clean(kube) == []
+
+
+def test_user_exception_keeps_its_type_and_attributes(config_dir, kube):
+    result = run_program("failures.py", "raises", cwd=config_dir)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "ERROR BudgetError" in result.stdout and "RuntimeUserError" in result.stdout
+    assert "BUDGET 3" in result.stdout and "over budget by 3" in result.stdout
+    caught = run_program("failures.py", "catches", cwd=config_dir)
+    assert "RESULT caught BudgetError budget=3" in caught.stdout, caught.stderr[-3000:]
+    if not REAL_CLUSTER:
+        assert wait_clean(kube) == []
+
+
+@pytest.mark.skipif(REAL_CLUSTER, reason="the double's kubelet enforces the limit; a real one may differ in timing")
+def test_oom_killed_pod_is_an_oom_error(config_dir, kube):
+    result = run_program("failures.py", "hog", cwd=config_dir)
+    assert result.returncode == 1
+    assert "ERROR OOMError" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert "100Mi" in result.stdout
+    assert wait_clean(kube) == []
+
+
+@pytest.mark.skipif(REAL_CLUSTER, reason="uses the double's image and capacity rules")
+@pytest.mark.parametrize("task, error, words", [
+    ("pull", "ImagePullBackOffError", ["does-not-exist", "Recent events"]),
+    ("unschedulable", "RuntimeUserError", ["Unschedulable", "Insufficient cpu"]),
+])
+def test_pod_that_cannot_start_fails_with_reason_and_events(config_dir, kube, task, error, words):
+    result = run_program("failures.py", task, cwd=config_dir)
+    assert result.returncode == 1
+    assert f"ERROR {error}" in result.stdout, result.stdout + result.stderr[-3000:]
+    for word in words:
+        assert word in result.stdout, result.stdout
+    assert wait_clean(kube) == []
