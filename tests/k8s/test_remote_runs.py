@@ -68,3 +68,18 @@ def test_pod_that_cannot_start_fails_with_reason_and_events(config_dir, kube, ta
     for word in words:
         assert word in result.stdout, result.stdout
     assert wait_clean(kube) == []
+
+
+@pytest.mark.spark
+def test_readme_main_example_runs_remotely_with_the_same_outputs(config_dir, kube, tmp_path):
+    """The seed program, unchanged: the config says remote, so flyte.run goes to the cluster."""
+    remote = run_program("spark_main.py", cwd=config_dir, timeout=280)
+    assert remote.returncode == 0, remote.stderr[-5000:]
+    elsewhere = tmp_path / "no-config"
+    elsewhere.mkdir()
+    local = run_program("spark_main.py", cwd=elsewhere, timeout=280)  # no config there: a local run
+    assert "[a1 " not in local.stderr  # no pod log lines: it did run here
+    assert local.returncode == 0, local.stderr[-5000:]
+    assert outputs_json(remote) == outputs_json(local) == {"count": 1000, "executors": "8", "resized": 1000}
+    if not REAL_CLUSTER:
+        assert wait_clean(kube) == []
