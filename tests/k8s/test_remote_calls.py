@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+
 from conftest import HERE, REAL_CLUSTER, run_program, wait_clean
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow,
