@@ -117,3 +117,39 @@ def test_flyte_run_remote_cli_with_a_long_run_name(config_dir, kube):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "49"
     assert wait_clean(kube) == []
+
+
+def test_log_follow_reconnects_without_losing_or_repeating_lines(config_dir, kube):
+    kube.faults.drop_logs(n=2, after_lines=7)
+    try:
+        result = run_program("chatty.py", cwd=config_dir, timeout=120)
+        assert kube.faults.pending() == 0, "the log stream was never cut"
+    finally:
+        kube.faults.clear()
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = [line.split("] ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[a1 chatty.chatty] ")]
+    expected = [f"line {i}" for i in range(30)]
+    expected[15] = "line 15 split ✓"
+    assert shown == expected
+    assert wait_clean(kube) == []
+
+
+def test_deleting_a_parent_job_takes_its_childrens_jobs(config_dir, kube):
+    """Children are owned by their caller's pod: kubectl deleting the root Job (foreground) removes them too."""
+    program = subprocess.Popen([sys.executable, str(HERE / "programs" / "cluster_calls.py"), "sleepers"],
+                               cwd=config_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(kube.objects("jobs", "default")) < 3:  # the root and its two children
+            assert time.monotonic() < deadline and program.poll() is None
+            time.sleep(0.1)
+        children = [j for j in kube.objects("jobs", "default") if "flyte.org/root" not in j["metadata"]["labels"]]
+        assert all(ref["kind"] == "Pod" for j in children for ref in j["metadata"]["ownerReferences"])
+        root = next(j for j in kube.objects("jobs", "default") if "flyte.org/root" in j["metadata"]["labels"])
+        deleted = _kubectl(kube, "delete", "job", root["metadata"]["name"], "--cascade=foreground")
+        assert deleted.returncode == 0, deleted.stderr
+        out, err = program.communicate(timeout=60)
+    finally:
+        program.kill()
+    assert program.returncode == 1 and "was deleted before it finished" in out, out + err[-2000:]
+    assert wait_clean(kube, timeout=10) == []

@@ -41,6 +41,7 @@ class Faults:
         self._request_faults: list[_RequestFault] = []
         self._drops: list[int] = []  # after_events per armed drop
         self._stalls: list[float] = []
+        self._log_drops: list[int] = []  # after_lines per armed log-stream drop
         self._creates: list[_RequestFault] = []
         self.pods_held = False
 
@@ -48,6 +49,15 @@ class Faults:
     def drop_watches(self, n: int = 1, after_events: int = 0) -> None:
         with self._lock:
             self._drops += [after_events] * n
+
+    def drop_logs(self, n: int = 1, after_lines: int = 0) -> None:
+        """The next n followed log streams are cut abruptly after sending ``after_lines`` lines."""
+        with self._lock:
+            self._log_drops += [after_lines] * n
+
+    def take_log_drop(self) -> int | None:
+        with self._lock:
+            return self._log_drops.pop(0) if self._log_drops else None
 
     def stall_watches(self, n: int = 1, seconds: float = 30) -> None:
         with self._lock:
@@ -98,13 +108,15 @@ class Faults:
             self._request_faults.clear()
             self._drops.clear()
             self._stalls.clear()
+            self._log_drops.clear()
             self._creates.clear()
         self.pods_held = False
 
     def pending(self) -> int:
         """How many armed faults have not happened yet (a test checks that the client really met them)."""
         with self._lock:
-            return sum(f.n for f in self._request_faults) + len(self._drops) + len(self._stalls) + sum(
+            return sum(f.n for f in self._request_faults) + len(self._drops) + len(self._stalls) + len(
+                self._log_drops) + sum(
                 f.n for f in self._creates)
 
     # ----- consuming (server side)

@@ -833,7 +833,7 @@ class Kubelet:
                     return (status.get("state") or {}).get("waiting", {}).get("reason")
             return None
 
-        return await logmod.serve(request, pod, instances, waiting_reason)
+        return await logmod.serve(request, pod, instances, waiting_reason, self.double.faults)
 
     def live_processes(self) -> list[int]:
         pids = []

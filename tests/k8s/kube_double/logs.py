@@ -78,7 +78,7 @@ def parse_time(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-async def serve(request: web.Request, pod: dict, instances: dict, waiting_reason) -> web.StreamResponse:
+async def serve(request: web.Request, pod: dict, instances: dict, waiting_reason, faults=None) -> web.StreamResponse:
     """instances: container name -> list[ContainerLog] (oldest first)."""
     params = request.query
     name = pod["metadata"]["name"]
@@ -138,10 +138,31 @@ async def serve(request: web.Request, pod: dict, instances: dict, waiting_reason
             written += len(chunk)
         return limit is not None and written >= limit
 
+    drop_after = faults.take_log_drop() if follow and faults is not None else None
+    if drop_after is not None:
+        sent = 0
+        plain_emit = emit
+
+        async def emit(lines) -> bool:  # noqa: F811 - the same, cut after `drop_after` lines
+            nonlocal sent
+            room = drop_after - sent
+            await plain_emit(lines[:room])
+            sent += min(len(lines), room)
+            if sent >= drop_after:
+                raise _Cut()
+            return False
+
     try:
         return await _stream(response, log, select, emit, tail, follow)
     except ConnectionResetError:  # the client went away
         return response
+    except _Cut:  # a fault: the connection drops without the stream's end
+        request.transport.close()
+        return response
+
+
+class _Cut(Exception):
+    pass
 
 
 async def _stream(response, log, select, emit, tail, follow):

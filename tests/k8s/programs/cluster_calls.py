@@ -2,6 +2,7 @@
 
 - sleeper: sleeps long (the test interrupts it with Ctrl-C);
 - siblings: one child fails while its sibling still runs (the sibling's Job must go);
+- sleepers: two children that sleep long (the test deletes their parent's Job);
 - secret: reads a Kubernetes Secret through flyte.Secret (its value must never appear in a manifest or a log);
 - files: a File and a DataFrame made in one pod and read in another and by the caller.
 """
@@ -34,6 +35,11 @@ async def fail_soon(x: int) -> int:
 @env.task
 async def siblings(x: int) -> list:
     return list(await asyncio.gather(fail_soon(x), sleeper(120)))
+
+
+@env.task
+async def sleepers(x: int) -> list:
+    return list(await asyncio.gather(sleeper(120), sleeper(120)))
 
 
 @with_secret.task

@@ -248,7 +248,9 @@ class RemoteSession:
                 outcome = resource.outcome(obj) if obj is not None else None
                 phase = ((pod or {}).get("status") or {}).get("phase")
                 if outcome is not None or phase in ("Succeeded", "Failed"):
-                    return await self._result(resource, call, outputs_uri, outcome, pod, container, follower)
+                    deleting = obj is None or bool(obj["metadata"].get("deletionTimestamp"))
+                    return await self._result(resource, call, outputs_uri, outcome, pod, container, follower,
+                                              deleting)
                 problem = start_problem(pod)
                 now = time.monotonic()
                 if problem is not None:
@@ -273,7 +275,8 @@ class RemoteSession:
                 await follower.stop(drain_s=2.0 if _pod_done(pod) else 0.0)
 
     async def _result(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str, outcome: Any,
-                      pod: dict[str, Any] | None, container: str, follower: LogFollower | None) -> bytes:
+                      pod: dict[str, Any] | None, container: str, follower: LogFollower | None,
+                      deleting: bool = False) -> bytes:
         from ..runtime import ERROR_FILE, OUTPUTS_FILE, error_from_document
 
         deadline = time.monotonic() + RESULT_GRACE_S
@@ -290,6 +293,10 @@ class RemoteSession:
         if follower is not None:
             await follower.stop()
         tail = "\n".join(follower.lines[-20:]) if follower is not None else ""
+        if deleting:  # someone deleted the object (or its owner) while it ran
+            ended = exit_error(pod, container) if pod is not None else None
+            raise RuntimeSystemError("Deleted", f"{resource.kind} {self.namespace}/{call.name} was deleted before it "
+                                                f"finished{f' ({ended})' if ended else ''}")
         if pod is not None and (pod.get("status") or {}).get("phase") == "Failed":
             if not tail:
                 tail = await previous_log(self.kube, self.namespace, pod["metadata"]["name"], container)
