@@ -15,7 +15,7 @@ env = flyte.TaskEnvironment(name="chatty")
 def chatty(lines: int) -> int:
     for i in range(lines):
         if i == lines // 2:
-            sys.stdout.buffer.write("line {} split ".format(i).encode() + "✓".encode()[:2])
+            sys.stdout.buffer.write(f"line {i} split ".encode() + "✓".encode()[:2])
             sys.stdout.flush()
             time.sleep(0.2)
             sys.stdout.buffer.write("✓".encode()[2:] + b"\n")
