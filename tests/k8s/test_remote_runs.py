@@ -72,7 +72,13 @@ def test_pod_that_cannot_start_fails_with_reason_and_events(config_dir, kube, ta
 
 @pytest.mark.spark
 def test_readme_main_example_runs_remotely_with_the_same_outputs(config_dir, kube, tmp_path):
-    """The seed program, unchanged: the config says remote, so flyte.run goes to the cluster."""
+    """The seed program, unchanged: the config says remote, so flyte.run goes to the cluster; with
+    ``plugin_resources: embedded`` each Spark call is a Job whose pod runs Spark embedded (no Spark operator)."""
+    import yaml
+
+    config = yaml.safe_load((config_dir / "config.yaml").read_text())
+    config["kubernetes"]["plugin_resources"] = "embedded"
+    (config_dir / "config.yaml").write_text(yaml.safe_dump(config))
     remote = run_program("spark_main.py", cwd=config_dir, timeout=280)
     assert remote.returncode == 0, remote.stderr[-5000:]
     elsewhere = tmp_path / "no-config"

@@ -68,9 +68,9 @@ class DaskTask(AsyncFunctionTaskTemplate):
         async with anyio.create_task_group() as group:
             group.start_soon(build_bundle)
             try:
-                if config.scheduler_address is not None:
-                    engine = await acquire_engine(ATTACHED_ENGINE, config.scheduler_address,
-                                                  functools.partial(start_attached, config.scheduler_address),
+                address = config.scheduler_address or _operator_scheduler()
+                if address is not None:
+                    engine = await acquire_engine(ATTACHED_ENGINE, address, functools.partial(start_attached, address),
                                                   stop_attached, alive=DaskEngine.is_alive)
                 else:
                     spec = config.embedded_spec()
@@ -112,6 +112,18 @@ class DaskTask(AsyncFunctionTaskTemplate):
 
     def custom_config(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return kubernetes_config(self.plugin_config)
+
+
+def _operator_scheduler() -> str | None:
+    """In the runner pod of a DaskJob (a remote run on Kubernetes), the job's own scheduler, which the operator
+    names in ``DASK_SCHEDULER_ADDRESS``."""
+    import os
+
+    from flyte._k8s.settings import SETTINGS_ENV
+
+    if os.environ.get(SETTINGS_ENV) and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return os.environ["DASK_SCHEDULER_ADDRESS"]
+    return None
 
 
 TaskPluginRegistry.register(Dask, DaskTask)

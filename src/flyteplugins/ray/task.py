@@ -54,12 +54,13 @@ class RayFunctionTask(AsyncFunctionTaskTemplate):
         config: RayJobConfig = self.plugin_config
         bundle = code_bundle()
         handle: RayHandle
-        if config.address:
+        address = config.address or _operator_cluster()
+        if address:
             from ._attach import AttachSpec, connect, disconnect
             from ._runtime_env import job_runtime_env
 
             runtime_env, _ = job_runtime_env(config.runtime_env, bundle, local=False)
-            attach = AttachSpec(config.address, runtime_env)
+            attach = AttachSpec(address, runtime_env)
             handle = await acquire_engine(ENGINE_KIND, attach, lambda: connect(attach), disconnect, alive=_connected)
         else:
             from ._embedded import LocalSpec, start_local, stop_local
@@ -121,3 +122,15 @@ def _connected(handle: Any) -> bool:
 
 
 TaskPluginRegistry.register(RayJobConfig, RayFunctionTask)
+
+
+def _operator_cluster() -> str | None:
+    """In a RayJob's driver (a remote run on Kubernetes), the job's own cluster: ``RAY_ADDRESS``, which the job
+    submission sets."""
+    import os
+
+    from flyte._k8s.settings import SETTINGS_ENV
+
+    if os.environ.get(SETTINGS_ENV) and os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    return None

@@ -191,6 +191,8 @@ def start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngine
 
 
 def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngine:
+    if in_submitted_driver():
+        return _driver_session(spec, scratch)
     java_executable()  # fail with a clear message before pyspark waits for a gateway that never comes
     from pyspark import SparkContext
 
@@ -225,6 +227,22 @@ def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngin
     gateway = SparkContext._gateway
     return SparkEngine(session=session, spec=spec, scratch=scratch,
                        gateway_proc=getattr(gateway, "proc", None), ui_url=session.sparkContext.uiWebUrl)
+
+
+def in_submitted_driver() -> bool:
+    """Whether this process is the driver of a SparkApplication (a remote run on Kubernetes): spark-submit started
+    it with its gateway JVM, whose configuration is the application's."""
+    from flyte._k8s.settings import SETTINGS_ENV
+
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT") and os.environ.get(SETTINGS_ENV))
+
+
+def _driver_session(spec: SessionSpec, scratch: str) -> SparkEngine:
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.getOrCreate()
+    return SparkEngine(session=session, spec=spec, scratch=scratch, gateway_proc=None,
+                       ui_url=session.sparkContext.uiWebUrl)
 
 
 def _embedded_conf(spec: SessionSpec, app_name: str, scratch: str) -> dict[str, str]:

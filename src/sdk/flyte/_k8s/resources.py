@@ -42,6 +42,16 @@ class KubernetesResource:
         """The object's end read from its status, or None while it is not over."""
         raise NotImplementedError
 
+    def handles(self, config: Any) -> bool:
+        """Whether this plugin config runs as this resource (False: as a plain Job, e.g. attached to a cluster)."""
+        return True
+
+    def primary_container(self, call: RemoteCall) -> str:
+        """The container of the primary pod whose log and exit are the call's."""
+        template = call.task.settings.pod_template
+        return template.primary_container_name if template is not None and not isinstance(template, str) \
+            else "primary"
+
     def collection_path(self, namespace: str) -> str:
         group_version = self.api_version
         base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
@@ -88,17 +98,18 @@ def register(config_type: type, resource: KubernetesResource) -> None:
     _registry.append((config_type, resource))
 
 
-def resource_for(task: Any) -> KubernetesResource:
+def resource_for(task: Any, plugin_resources: str = "operators") -> KubernetesResource:
+    """The object of a call of ``task``: a Job for a plain task, or with ``plugin_resources="embedded"`` (clusters
+    without the plugin's operator); else the plugin's operator resource when it has one."""
     config = task.settings.plugin_config
-    if config is None:
+    if config is None or plugin_resources == "embedded":
         return JobResource()
-    for config_type, resource in reversed(_registry):
-        if isinstance(config, config_type):
-            return resource
-    _load_plugin_resources(config)
-    for config_type, resource in reversed(_registry):
-        if isinstance(config, config_type):
-            return resource
+    for attempt in range(2):
+        for config_type, resource in reversed(_registry):
+            if isinstance(config, config_type):
+                return resource if resource.handles(config) else JobResource()
+        if attempt == 0:
+            _load_plugin_resources(config)
     # No operator resource for this plugin: its pod runs the engine embedded, as it runs on this machine.
     return JobResource()
 

@@ -150,7 +150,7 @@ class RemoteSession:
                           root=action.parent is None and not self.in_pod, run_prefix=self.run_prefix)
 
     async def run_attempt(self, task: Any, encoded: dict[str, bytes], action: Any) -> bytes:
-        resource = resource_for(task)
+        resource = resource_for(task, self.settings.plugin_resources)
         attempt = action.attempts
         base = f"{self.run_prefix}/{action.name}/{attempt}"
         await write_uri(f"{base}/inputs.msgpack", msgspec.msgpack.encode(encoded))
@@ -225,7 +225,7 @@ class RemoteSession:
     async def _supervise(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str,
                          action: Any) -> bytes:
         objects = self._informers[resource.collection_path(self.namespace)]
-        container = primary_container(call)
+        container = resource.primary_container(call)
         started_at = time.monotonic()
         problem_since: float | None = None
         ever_started = False
@@ -390,11 +390,6 @@ def _remove_all_but_data(path: str) -> None:
         for entry in os.listdir(path):
             if entry != "data":
                 shutil.rmtree(os.path.join(path, entry), ignore_errors=True)
-
-
-def primary_container(call: RemoteCall) -> str:
-    template = call.task.settings.pod_template
-    return template.primary_container_name if template is not None and not isinstance(template, str) else "primary"
 
 
 def _caller_pod_reference() -> list[dict[str, Any]]:

@@ -18,6 +18,8 @@ Read from ``flyte.init(kubernetes=...)`` or the ``kubernetes:`` section of flyte
       start_failure_grace: 30         # seconds an image-pull or config error may last before the call fails
       watch_timeout: 60               # the server ends each watch after this many seconds; it is resumed
       watch_stall_timeout: 90         # a watch silent this long (no event, no bookmark) is dropped and resumed
+      plugin_resources: operators     # plugin tasks as the operators' custom resources (SparkApplication,
+                                      # RayJob, DaskJob, PyTorchJob); "embedded": a Job whose pod runs the engine
       remote: true                    # flyte.run goes to the cluster without with_runcontext(mode="remote")
 
 Nothing here imports kubernetes_asyncio or obstore.
@@ -58,6 +60,7 @@ class KubernetesSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     start_failure_grace: float = 30.0
     watch_timeout: int = 60
     watch_stall_timeout: float = 90.0
+    plugin_resources: str = "operators"
     remote: bool = False
 
     def __post_init__(self) -> None:
@@ -81,6 +84,9 @@ class KubernetesSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
             raise ValueError("kubernetes.ttl_seconds_after_finished: must be >= 0")
         if self.pending_timeout <= 0 or self.start_failure_grace < 0:
             raise ValueError("kubernetes.pending_timeout must be > 0 and start_failure_grace >= 0 (seconds)")
+        if self.plugin_resources not in ("operators", "embedded"):
+            raise ValueError(f"kubernetes.plugin_resources: {self.plugin_resources!r}; allowed: 'operators', "
+                             "'embedded'")
         if self.watch_timeout < 1 or self.watch_stall_timeout <= 0:
             raise ValueError("kubernetes.watch_timeout must be >= 1 and watch_stall_timeout > 0 (seconds)")
 

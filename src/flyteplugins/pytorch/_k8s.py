@@ -1,0 +1,110 @@
+"""PyTorch tasks on Kubernetes: a ``PyTorchJob`` (kubeflow.org/v1) of the Kubeflow training operator.
+
+- ``Elastic`` with ``nnodes > 1`` or a range: Worker replicas with an ``elasticPolicy`` (min/max replicas, c10d
+  rendezvous, ``nProcPerNode``, ``maxRestarts``); every pod runs the task, whose elastic launcher reads the
+  operator's ``PET_*`` variables and joins the rendezvous; global rank 0's value is the task's (every node returns
+  it). ``Elastic(nnodes=1)`` runs as a plain Job, as flytekit does.
+- ``PyTorch(master, worker)``: Master and Worker replica specs (image, requests/limits, restart policy, replicas).
+- ``run_policy`` becomes ``runPolicy`` (clean pod policy, TTL, active deadline, backoff limit); NCCL settings are
+  env vars of every replica.
+
+The primary pod is the master (worker 0 without one). Terminal: the latest True condition, Succeeded or Failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flyte._k8s.pods import RemoteCall
+from flyte._k8s.resources import KubernetesResource, Outcome, register
+
+from ._config import Elastic, PyTorch
+from ._nccl import nccl_environment
+
+CONTAINER = "pytorch"
+
+
+def _resources(requests: Any, limits: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for side, value in (("requests", requests), ("limits", limits)):
+        if isinstance(value, dict):
+            out[side] = {("nvidia.com/gpu" if k == "gpu" else k): str(v) for k, v in value.items()}
+        elif value is not None:
+            out[side] = value.requests() if side == "requests" else value.limits()
+    return out
+
+
+def _run_policy(policy: Any, call: RemoteCall) -> dict[str, Any]:
+    out: dict[str, Any] = {"ttlSecondsAfterFinished": call.settings.ttl_seconds_after_finished}
+    if policy is None:
+        return out
+    if policy.clean_pod_policy is not None:
+        out["cleanPodPolicy"] = policy.clean_pod_policy.value
+    if policy.ttl_seconds_after_finished is not None:
+        out["ttlSecondsAfterFinished"] = policy.ttl_seconds_after_finished
+    if policy.active_deadline_seconds is not None:
+        out["activeDeadlineSeconds"] = policy.active_deadline_seconds
+    if policy.backoff_limit is not None:
+        out["backoffLimit"] = policy.backoff_limit
+    return out
+
+
+class PyTorchJobResource(KubernetesResource):
+    api_version = "kubeflow.org/v1"
+    kind = "PyTorchJob"
+    plural = "pytorchjobs"
+
+    def primary_container(self, call: RemoteCall) -> str:
+        return CONTAINER
+
+    def handles(self, config: Any) -> bool:
+        return not (isinstance(config, Elastic) and config.node_range == (1, 1))  # one node: a plain Job
+
+    def _replica(self, call: RemoteCall, *, replicas: int, primary: bool, restart: str, image: str | None,
+                 resources: dict[str, Any] | None) -> dict[str, Any]:
+        nccl = [{"name": k, "value": v} for k, v in sorted(nccl_environment(call.task.plugin_config).items())]
+        template = call.pod_template(restart_policy=restart, primary=primary, container_name=CONTAINER,
+                                     extra_env=nccl, resources=resources or None)
+        if image:
+            template["spec"]["containers"][0]["image"] = image
+        return {"replicas": replicas, "restartPolicy": restart, "template": template}
+
+    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+        config = call.task.plugin_config
+        spec: dict[str, Any] = {"runPolicy": _run_policy(config.run_policy, call)}
+        if isinstance(config, Elastic):
+            low, high = config.node_range
+            spec["elasticPolicy"] = {"minReplicas": low, "maxReplicas": high, "rdzvBackend": config.rdzv_backend,
+                                     "nProcPerNode": config.nproc_per_node, "maxRestarts": config.max_restarts}
+            spec["nprocPerNode"] = str(config.nproc_per_node)
+            # Worker 0 is the primary pod: its log is shown; every pod carries the call's labels.
+            spec["pytorchReplicaSpecs"] = {"Worker": self._replica(call, replicas=high, primary=True,
+                                                                   restart="OnFailure", image=None, resources=None)}
+        else:
+            master, worker = config.master, config.worker
+            specs = {"Master": self._replica(
+                call, replicas=1, primary=True,
+                restart=master.restart_policy.value if master.restart_policy else "OnFailure", image=master.image,
+                resources=_resources(master.requests, master.limits))}
+            if worker.replicas:
+                specs["Worker"] = self._replica(
+                    call, replicas=worker.replicas, primary=False,
+                    restart=worker.restart_policy.value if worker.restart_policy else "OnFailure",
+                    image=worker.image, resources=_resources(worker.requests, worker.limits))
+            spec["pytorchReplicaSpecs"] = specs
+        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+
+    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
+        conditions = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
+        if not conditions:
+            return None
+        latest = conditions[-1]
+        if latest.get("type") == "Succeeded":
+            return Outcome(True, latest.get("reason", "Succeeded"), latest.get("message", ""))
+        if latest.get("type") == "Failed":
+            return Outcome(False, latest.get("reason", "Failed"), latest.get("message", ""))
+        return None
+
+
+register(Elastic, PyTorchJobResource())
+register(PyTorch, PyTorchJobResource())

@@ -1,0 +1,135 @@
+"""Ray tasks on Kubernetes: a ``RayJob`` (ray.io/v1) of KubeRay.
+
+The job's cluster comes from the head and worker groups (replicas, min/max, ``ray_start_params``, pod templates,
+requests/limits; ``enable_autoscaling`` with ``autoscaler_options`` turns on the in-tree autoscaler); the
+entrypoint runs the task (``python -m flyte.runtime``), which attaches to the job's cluster (``RAY_ADDRESS``); the
+user's ``runtime_env`` is the job's ``runtimeEnvYAML``. The cluster is shut down when the job ends
+(``shutdownAfterJobFinishes``) and the RayJob removed after ``ttlSecondsAfterFinished``. ``address=`` still attaches
+to an existing cluster instead (a Job runs the task). The submitter's log is the driver log; its pod is the primary
+pod. Terminal: ``jobDeploymentStatus`` Complete / Failed / ValidationFailed. Names are at most 47 characters (KubeRay
+derives longer ones from them).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from flyte._k8s.pods import RemoteCall
+from flyte._k8s.resources import KubernetesResource, Outcome, register
+
+from ._config import RayJobConfig
+
+SUBMITTER_CONTAINER = "ray-job-submitter"
+
+
+def _ray_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ray")
+    except PackageNotFoundError:
+        return "2.40.0"
+
+
+def _side(requests: Any, limits: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if requests is not None and requests.requests():
+        out["requests"] = requests.requests()
+    if limits is not None and limits.limits():
+        out["limits"] = limits.limits()
+    elif requests is not None and requests.limits():
+        out["limits"] = requests.limits()
+    return out
+
+
+def _node(call: RemoteCall, name: str, node: Any, labels: dict[str, str], env: list[dict[str, Any]]) -> dict[str, Any]:
+    template = node.pod_template if node is not None and not isinstance(node.pod_template, str) else None
+    spec: dict[str, Any] = dict(template.pod_spec) if template is not None else {}
+    containers = [dict(c) for c in spec.get("containers", [])]
+    container = next((c for c in containers if c.get("name") == name), None)
+    if container is None:
+        container = {"name": name}
+        containers.insert(0, container)
+    container.setdefault("image", call.image)
+    container["env"] = [*container.get("env", []), *env]
+    resources = _side(getattr(node, "requests", None), getattr(node, "limits", None)) if node is not None else {}
+    if resources:
+        container["resources"] = resources
+    spec["containers"] = containers
+    return {"metadata": {"labels": {**(template.labels if template else {}), **labels}}, "spec": spec}
+
+
+class RayJobResource(KubernetesResource):
+    api_version = "ray.io/v1"
+    kind = "RayJob"
+    plural = "rayjobs"
+    name_limit = 47
+
+    def primary_container(self, call: RemoteCall) -> str:
+        return SUBMITTER_CONTAINER
+
+    def handles(self, config: Any) -> bool:
+        return not config.address  # attached to an existing cluster: a plain Job runs the task
+
+    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+        config: RayJobConfig = call.task.plugin_config
+        pod = call.pod_template(container_name=SUBMITTER_CONTAINER)
+        env = pod["spec"]["containers"][0].get("env", [])
+        node_labels = {k: v for k, v in call.labels.items() if k != "flyte.org/primary"}
+        head = config.head_node_config
+        head_group = {"rayStartParams": dict(head.ray_start_params or {}) if head else {},
+                      "template": _node(call, "ray-head", head, node_labels, env)}
+        workers = [{
+            "groupName": group.group_name, "replicas": group.replicas,
+            "minReplicas": group.min_replicas if group.min_replicas is not None else group.replicas,
+            "maxReplicas": group.max_replicas if group.max_replicas is not None else group.replicas,
+            "rayStartParams": dict(group.ray_start_params or {}),
+            "template": _node(call, "ray-worker", group, node_labels, env),
+        } for group in config.worker_node_config]
+        cluster: dict[str, Any] = {"rayVersion": _ray_version(), "headGroupSpec": head_group}
+        if workers:
+            cluster["workerGroupSpecs"] = workers
+        if config.enable_autoscaling:
+            cluster["enableInTreeAutoscaling"] = True
+            options = config.autoscaler_options
+            if options is not None:
+                rendered: dict[str, Any] = {}
+                if options.upscaling_mode:
+                    rendered["upscalingMode"] = options.upscaling_mode
+                if options.idle_timeout_seconds is not None:
+                    rendered["idleTimeoutSeconds"] = options.idle_timeout_seconds
+                if options.image:
+                    rendered["image"] = options.image
+                if options.env:
+                    rendered["env"] = [{"name": k, "value": v} for k, v in options.env.items()]
+                if options.resources is not None:
+                    rendered["resources"] = _side(options.resources, options.resources)
+                cluster["autoscalerOptions"] = rendered
+        ttl = config.ttl_seconds_after_finished
+        spec: dict[str, Any] = {
+            "entrypoint": shlex.join(["python", *call.command[1:], *call.args]),
+            "submissionMode": "K8sJobMode",
+            "shutdownAfterJobFinishes": True,  # the job's own cluster: it goes when the job ends
+            "ttlSecondsAfterFinished": ttl if ttl is not None else call.settings.ttl_seconds_after_finished,
+            "rayClusterSpec": cluster,
+            "submitterPodTemplate": pod,
+        }
+        if config.runtime_env:
+            import yaml
+
+            spec["runtimeEnvYAML"] = yaml.safe_dump(config.runtime_env, sort_keys=True)
+        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+
+    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
+        status = obj.get("status") or {}
+        deployment = status.get("jobDeploymentStatus")
+        if deployment == "Complete":
+            succeeded = status.get("jobStatus") == "SUCCEEDED"
+            return Outcome(succeeded, status.get("jobStatus", deployment), status.get("message", ""))
+        if deployment in ("Failed", "ValidationFailed"):
+            return Outcome(False, status.get("reason") or deployment, status.get("message", ""))
+        return None
+
+
+register(RayJobConfig, RayJobResource())
