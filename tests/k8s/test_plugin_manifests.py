@@ -205,3 +205,25 @@ def test_dry_run_cli_prints_the_pytorch_job(tmp_path, validators, program, kind)
     [manifest] = [d for d in yaml.safe_load_all(result.stdout) if d]
     assert manifest["kind"] == kind
     _check(validators, manifest)
+
+
+def test_trainer_v2_train_job_when_the_settings_select_it(validators):
+    from flyte import _initialize
+    from flyteplugins.pytorch.task import Elastic
+
+    flyte.init(kubernetes={"storage": "s3://b/p", "pytorch_resource": "TrainJob",
+                           "training_runtime": "torch-distributed"})
+    try:
+        manifest = _manifest(Elastic(nnodes=3, nproc_per_node=2))
+    finally:
+        _initialize._current = None
+    assert manifest["kind"] == "TrainJob"
+    _check(validators, manifest)
+    spec = manifest["spec"]
+    assert spec["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
+                                  "name": "torch-distributed"}
+    assert (spec["trainer"]["numNodes"], spec["trainer"]["numProcPerNode"]) == (3, 2)
+    assert spec["trainer"]["command"] == ["python", "-m", "flyte.runtime"]
+    labels = spec["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0][
+        "template"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["flyte.org/primary"] == "true"

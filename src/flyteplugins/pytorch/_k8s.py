@@ -9,6 +9,7 @@
   env vars of every replica.
 
 The primary pod is the master (worker 0 without one). Terminal: the latest True condition, Succeeded or Failed.
+With ``pytorch_resource: TrainJob`` in the settings, the same configs become Trainer v2 TrainJobs instead.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class PyTorchJobResource(KubernetesResource):
     def handles(self, config: Any) -> bool:
         return not (isinstance(config, Elastic) and config.node_range == (1, 1))  # one node: a plain Job
 
+    def variant(self, settings: Any) -> KubernetesResource:
+        if getattr(settings, "pytorch_resource", "PyTorchJob") == "TrainJob":
+            return TrainJobResource()
+        return self
+
     def _replica(self, call: RemoteCall, *, replicas: int, primary: bool, restart: str, image: str | None,
                  resources: dict[str, Any] | None) -> dict[str, Any]:
         nccl = [{"name": k, "value": v} for k, v in sorted(nccl_environment(call.task.plugin_config).items())]
@@ -103,6 +109,69 @@ class PyTorchJobResource(KubernetesResource):
             return Outcome(True, latest.get("reason", "Succeeded"), latest.get("message", ""))
         if latest.get("type") == "Failed":
             return Outcome(False, latest.get("reason", "Failed"), latest.get("message", ""))
+        return None
+
+
+class TrainJobResource(KubernetesResource):
+    """Kubeflow Trainer v2: a ``TrainJob`` (trainer.kubeflow.org/v1alpha1) on a ClusterTrainingRuntime
+    (``training_runtime`` in the settings, default ``torch-distributed``), chosen with ``pytorch_resource:
+    TrainJob``. ``numNodes`` is the node count (an elastic range runs at its maximum: TrainJob has no elastic
+    policy), ``numProcPerNode`` the processes per node; every node runs the task, whose launcher reads the
+    ``PET_*`` variables Trainer injects. The call's labels, identity and secret volumes reach the node pods through
+    a runtime patch. Terminal: the Complete or Failed condition."""
+
+    api_version = "trainer.kubeflow.org/v1alpha1"
+    kind = "TrainJob"
+    plural = "trainjobs"
+
+    def primary_container(self, call: RemoteCall) -> str:
+        return "node"
+
+    def handles(self, config: Any) -> bool:
+        return PyTorchJobResource().handles(config)
+
+    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+        config = call.task.plugin_config
+        pod = call.pod_template(container_name="node")
+        container = pod["spec"]["containers"][0]
+        nccl = [{"name": k, "value": v} for k, v in sorted(nccl_environment(config).items())]
+        if isinstance(config, Elastic):
+            nodes, per_node = config.node_range[1], config.nproc_per_node
+            resources = container.get("resources")
+        else:
+            nodes, per_node = 1 + config.worker.replicas, 1
+            resources = _resources(config.master.requests, config.master.limits) or container.get("resources")
+        trainer: dict[str, Any] = {"image": container["image"], "command": container["command"],
+                                   "args": container["args"], "env": [*container.get("env", []), *nccl],
+                                   "numNodes": nodes, "numProcPerNode": per_node}
+        if resources:
+            trainer["resourcesPerNode"] = resources
+        pod_spec = {key: pod["spec"][key] for key in ("serviceAccountName", "imagePullSecrets", "volumes")
+                    if key in pod["spec"]}
+        patch = {"manager": "flyte.org/flyte-sdk", "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [
+            {"name": "node", "template": {"spec": {"template": {"metadata": {"labels": pod["metadata"]["labels"]},
+                                                                **({"spec": pod_spec} if pod_spec else {})}}}}]}}}}
+        spec: dict[str, Any] = {
+            "runtimeRef": {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
+                           "name": call.settings.training_runtime},
+            "trainer": trainer,
+            "runtimePatches": [patch],
+        }
+        if config.run_policy is not None and config.run_policy.active_deadline_seconds is not None:
+            spec["activeDeadlineSeconds"] = config.run_policy.active_deadline_seconds
+        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+
+    def started(self, obj: dict[str, Any]) -> bool:
+        return bool((obj.get("status") or {}).get("jobsStatus"))
+
+    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
+        for condition in (obj.get("status") or {}).get("conditions") or []:
+            if condition.get("status") != "True":
+                continue
+            if condition.get("type") == "Complete":
+                return Outcome(True, condition.get("reason", "Complete"), condition.get("message", ""))
+            if condition.get("type") == "Failed":
+                return Outcome(False, condition.get("reason", "Failed"), condition.get("message", ""))
         return None
 
 

@@ -40,7 +40,7 @@ def manifests(task: Any, *args: Any, run_name: str = "dry-run", **kwargs: Any) -
     run = SimpleNamespace(name=label_value(run_name), raw_data_path=f"{run_prefix}/data",
                           options=SimpleNamespace(env_vars={}))
     action = Action("a1", task.name, None)
-    resource = resource_for(task, settings.plugin_resources)
+    resource = resource_for(task, settings)
     call, _ = build_call(settings, run, task, action, 1, resource, task_uri=task_uri, bundle_uri=bundle_uri,
                          owner_references=[], root=True, run_prefix=run_prefix)
     return resource.build(call), configured

@@ -46,6 +46,15 @@ class KubernetesResource:
         """Whether this plugin config runs as this resource (False: as a plain Job, e.g. attached to a cluster)."""
         return True
 
+    def started(self, obj: dict[str, Any]) -> bool:
+        """Whether the object's status says its work started (for kinds whose pods the SDK cannot watch by label;
+        the pending timeout stops counting then)."""
+        return False
+
+    def variant(self, settings: Any) -> KubernetesResource:
+        """The resource to use under these settings (a plugin may offer another kind, e.g. Trainer v2's TrainJob)."""
+        return self
+
     def primary_container(self, call: RemoteCall) -> str:
         """The container of the primary pod whose log and exit are the call's."""
         template = call.task.settings.pod_template
@@ -98,16 +107,16 @@ def register(config_type: type, resource: KubernetesResource) -> None:
     _registry.append((config_type, resource))
 
 
-def resource_for(task: Any, plugin_resources: str = "operators") -> KubernetesResource:
-    """The object of a call of ``task``: a Job for a plain task, or with ``plugin_resources="embedded"`` (clusters
+def resource_for(task: Any, settings: Any = None) -> KubernetesResource:
+    """The object of a call of ``task``: a Job for a plain task, or with ``plugin_resources: embedded`` (clusters
     without the plugin's operator); else the plugin's operator resource when it has one."""
     config = task.settings.plugin_config
-    if config is None or plugin_resources == "embedded":
+    if config is None or getattr(settings, "plugin_resources", "operators") == "embedded":
         return JobResource()
     for attempt in range(2):
         for config_type, resource in reversed(_registry):
             if isinstance(config, config_type):
-                return resource if resource.handles(config) else JobResource()
+                return resource.variant(settings) if resource.handles(config) else JobResource()
         if attempt == 0:
             _load_plugin_resources(config)
     # No operator resource for this plugin: its pod runs the engine embedded, as it runs on this machine.

@@ -150,7 +150,7 @@ class RemoteSession:
                           root=action.parent is None and not self.in_pod, run_prefix=self.run_prefix)
 
     async def run_attempt(self, task: Any, encoded: dict[str, bytes], action: Any) -> bytes:
-        resource = resource_for(task, self.settings.plugin_resources)
+        resource = resource_for(task, self.settings)
         attempt = action.attempts
         base = f"{self.run_prefix}/{action.name}/{attempt}"
         await write_uri(f"{base}/inputs.msgpack", msgspec.msgpack.encode(encoded))
@@ -245,6 +245,8 @@ class RemoteSession:
                                            terminal_sink(f"[{action.name} {action.task_name}] "),
                                            lambda: _pod_done(self._primary_pod(call)))
                     follower.start()
+                if obj is not None and not ever_started and resource.started(obj):
+                    ever_started = True
                 outcome = resource.outcome(obj) if obj is not None else None
                 phase = ((pod or {}).get("status") or {}).get("phase")
                 if outcome is not None or phase in ("Succeeded", "Failed"):

@@ -20,6 +20,8 @@ Read from ``flyte.init(kubernetes=...)`` or the ``kubernetes:`` section of flyte
       watch_stall_timeout: 90         # a watch silent this long (no event, no bookmark) is dropped and resumed
       plugin_resources: operators     # plugin tasks as the operators' custom resources (SparkApplication,
                                       # RayJob, DaskJob, PyTorchJob); "embedded": a Job whose pod runs the engine
+      pytorch_resource: PyTorchJob    # or TrainJob (Kubeflow Trainer v2) with runtimeRef training_runtime
+      training_runtime: torch-distributed
       remote: true                    # flyte.run goes to the cluster without with_runcontext(mode="remote")
 
 Nothing here imports kubernetes_asyncio or obstore.
@@ -61,6 +63,8 @@ class KubernetesSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     watch_timeout: int = 60
     watch_stall_timeout: float = 90.0
     plugin_resources: str = "operators"
+    pytorch_resource: str = "PyTorchJob"
+    training_runtime: str = "torch-distributed"
     remote: bool = False
 
     def __post_init__(self) -> None:
@@ -87,6 +91,11 @@ class KubernetesSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
         if self.plugin_resources not in ("operators", "embedded"):
             raise ValueError(f"kubernetes.plugin_resources: {self.plugin_resources!r}; allowed: 'operators', "
                              "'embedded'")
+        if self.pytorch_resource not in ("PyTorchJob", "TrainJob"):
+            raise ValueError(f"kubernetes.pytorch_resource: {self.pytorch_resource!r}; allowed: 'PyTorchJob', "
+                             "'TrainJob'")
+        if not _is_subdomain(self.training_runtime):
+            raise ValueError(f"kubernetes.training_runtime: {self.training_runtime!r} is not a valid name")
         if self.watch_timeout < 1 or self.watch_stall_timeout <= 0:
             raise ValueError("kubernetes.watch_timeout must be >= 1 and watch_stall_timeout > 0 (seconds)")
 
