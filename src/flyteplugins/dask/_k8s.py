@@ -42,6 +42,9 @@ class DaskJobResource(KubernetesResource):
     def handles(self, config: Any) -> bool:
         return not config.scheduler_address  # attached to an existing scheduler: a plain Job runs the task
 
+    def started(self, obj: dict[str, Any]) -> bool:
+        return (obj.get("status") or {}).get("jobStatus") == "Running"
+
     def build(self, call: RemoteCall) -> list[dict[str, Any]]:
         config: Dask = call.task.plugin_config
         runner = call.pod_template(container_name="job")

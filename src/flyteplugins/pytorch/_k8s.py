@@ -66,6 +66,10 @@ class PyTorchJobResource(KubernetesResource):
             return TrainJobResource()
         return self
 
+    def started(self, obj: dict[str, Any]) -> bool:
+        return any(c.get("type") == "Running" and c.get("status") == "True"
+                   for c in (obj.get("status") or {}).get("conditions") or [])
+
     def _replica(self, call: RemoteCall, *, replicas: int, primary: bool, restart: str, image: str | None,
                  resources: dict[str, Any] | None) -> dict[str, Any]:
         nccl = [{"name": k, "value": v} for k, v in sorted(nccl_environment(call.task.plugin_config).items())]

@@ -72,6 +72,9 @@ class RayJobResource(KubernetesResource):
     def handles(self, config: Any) -> bool:
         return not config.address  # attached to an existing cluster: a plain Job runs the task
 
+    def started(self, obj: dict[str, Any]) -> bool:
+        return (obj.get("status") or {}).get("jobDeploymentStatus") == "Running"
+
     def build(self, call: RemoteCall) -> list[dict[str, Any]]:
         config: RayJobConfig = call.task.plugin_config
         pod = call.pod_template(container_name=SUBMITTER_CONTAINER)

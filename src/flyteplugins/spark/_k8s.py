@@ -47,6 +47,10 @@ class SparkApplicationResource(KubernetesResource):
     def primary_container(self, call: RemoteCall) -> str:
         return DRIVER_CONTAINER
 
+    def started(self, obj: dict[str, Any]) -> bool:
+        return ((obj.get("status") or {}).get("applicationState") or {}).get("state") in ("RUNNING", "SUCCEEDING",
+                                                                                         "FAILING")
+
     def build(self, call: RemoteCall) -> list[dict[str, Any]]:
         config = call.task.plugin_config
         conf = dict(config.spark_conf)
