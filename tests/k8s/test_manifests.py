@@ -130,3 +130,36 @@ def test_dry_run_rejects_bad_arguments(tmp_path):
     result = subprocess.run([sys.executable, "-m", "flyte", "run", "--dry-run", str(PROGRAMS / "nested.py"), "main",
                              "--n", "three"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "three" in result.stderr
+
+
+async def test_a_watch_whose_server_is_unreachable_backs_off(tmp_path):
+    """A pod whose API server went away must not spin: the watch retries with growing pauses."""
+    import asyncio
+    import socket
+
+    from flyte._k8s.client import Kube
+    from flyte._k8s.informer import Informer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+              "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+              "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+              "users": [{"name": "u", "user": {"token": "t"}}]}
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    kube = await Kube.connect(KubernetesSettings(kubeconfig=str(tmp_path / "kubeconfig")))
+    informer = Informer(kube, "/api/v1/namespaces/default/pods", "a=b")
+
+    async def listed() -> None:  # as if the list had worked before the server went away
+        informer._version = "1"
+
+    informer._list = listed
+    informer.start()
+    try:
+        await asyncio.sleep(2.0)
+    finally:
+        await informer.stop()
+        await kube.close()
+    # Each failed watch waits longer (0.2 s, 0.4 s, ...): a handful of tries in 2 s, not thousands.
+    assert 1 <= informer.resumes <= 8

@@ -34,6 +34,7 @@ class Informer:
         self._on_change = on_change
         self._version = ""
         self._task: asyncio.Task[None] | None = None
+        self._streamed = False  # whether the current watch got anything from the server
         self.relists = 0  # how often the cache was rebuilt from a list (410s, first sync): for tests and logs
         self.resumes = 0  # how often a watch was resumed after a timeout, drop or stall
 
@@ -92,6 +93,7 @@ class Informer:
                 if need_list:
                     await self._list()
                     need_list = False
+                self._streamed = False
                 await self._watch()
                 backoff = 0.2
             except asyncio.CancelledError:
@@ -102,6 +104,9 @@ class Informer:
             except (ConnectionError, asyncio.TimeoutError, OSError) as exc:
                 log.debug("watch %s: %s; resuming from %s", self.collection, type(exc).__name__, self._version)
                 self.resumes += 1
+                if not self._streamed:  # the server cannot be reached at all: back off instead of spinning
+                    await asyncio.sleep(backoff)
+                    backoff = min(5.0, backoff * 2)
             except ApiError as exc:
                 if exc.status == 410:
                     need_list = True
@@ -118,6 +123,7 @@ class Informer:
         query = {"watch": True, "labelSelector": self.label_selector, "resourceVersion": self._version,
                  "allowWatchBookmarks": True, "timeoutSeconds": self.server_timeout}
         async for line in self._kube.stream_lines(self.collection, query, idle_timeout=self.stall_timeout):
+            self._streamed = True
             if not line.strip():
                 continue
             event = json.loads(line)
