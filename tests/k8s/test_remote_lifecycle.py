@@ -16,7 +16,7 @@ import pytest
 
 import flyte
 import flyte.kubernetes
-from conftest import managed_objects, wait_clean
+from conftest import _settings, managed_objects, wait_clean
 
 # The tasks below travel to the pods by value, as a script's do: the pods never import this test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -17,6 +17,8 @@ Implemented
       (:mod:`kube_double.kubelet`): scheduling against one node's allocatable, image-pull and config errors, env and
       volumes, phases, restarts, OOM kills, graceful deletion, logs (:mod:`kube_double.logs`).
     * fault injection for client resilience tests (:mod:`kube_double.faults`).
+    * fake operators for the SparkApplication, RayJob, DaskJob and PyTorchJob CRDs (:mod:`kube_double.operators`,
+      on by default, ``KubeDouble(operators=False)`` turns them off) that run the real engines in the pods.
 
 Simplified / missing
     * no authentication or authorization (any bearer token works), no RBAC, no admission webhooks, no quotas (see

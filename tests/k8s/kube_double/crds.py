@@ -216,6 +216,8 @@ class SchemaValidator:
         if self._validator is None:
             root = to_jsonschema(self.schema)
             (root.get("properties") or {}).pop("metadata", None)
+            if "metadata" in (root.get("required") or []):  # metadata is validated by the server itself
+                root["required"] = [r for r in root["required"] if r != "metadata"]
             self._validator = jsonschema.Draft4Validator(root)
         return self._validator
 

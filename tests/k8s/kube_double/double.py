@@ -1,7 +1,8 @@
 """``KubeDouble``: the Kubernetes API server test double, assembled and run.
 
 Starts the store, the REST/watch server (aiohttp, on 127.0.0.1 and a free port), the garbage collector, the Job
-controller, the service-account controller and the fake kubelet of the one node "double-node", all on one event
+controller, the service-account controller, the fake operators of the loaded CRDs (:mod:`kube_double.operators`,
+unless ``operators=False``) and the fake kubelet of the one node "double-node", all on one event
 loop in a background thread, and writes a kubeconfig (cluster/context/user "double", a bearer token, namespace
 "default") for kubectl and Kubernetes client libraries. Namespaces "default" and "kube-system" exist from the start,
 each with its "default" ServiceAccount. See the package docstring for what is implemented and what is simplified.
@@ -51,6 +52,7 @@ class KubeDouble:
         node_gpus: int = 0,
         bookmark_interval_s: float = 5.0,
         image_pull_grace_s: float = 0.5,
+        operators: bool = True,
     ):
         self.crd_dir = crd_dir
         self.node_cpu = str(node_cpu)
@@ -58,6 +60,8 @@ class KubeDouble:
         self.node_gpus = int(node_gpus)
         self.bookmark_interval_s = bookmark_interval_s
         self.image_pull_grace_s = image_pull_grace_s
+        self.operators_enabled = operators
+        self.operators: dict = {}  # kind -> fake operator (kube_double.operators), started with the double
         self.faults = Faults(self)
         self.requests: list[tuple[str, str]] = []
         self.queries: list[tuple[str, str]] = []  # the same, with the query string
@@ -129,6 +133,14 @@ class KubeDouble:
         self._jobs = JobController(self, store, self._collector, self._recorder, self._registry)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._collector.run()), loop.create_task(self._jobs.run())]
+        if self.operators_enabled:
+            from .operators import ALL
+
+            for cls in ALL:
+                if cls.available(self._registry):
+                    operator = cls(self)
+                    self.operators[operator.kind] = operator
+                    self._tasks.append(loop.create_task(operator.run()))
 
     def _service_accounts(self, key, type_, obj, prev):
         if key == "/namespaces" and type_ == "ADDED":
@@ -191,6 +203,8 @@ preferences: {{}}
         kubelet = getattr(self, "_kubelet", None)
         if kubelet is not None:
             await kubelet.shutdown()
+        for operator in self.operators.values():
+            operator.shutdown()
         for task in self._tasks:
             task.cancel()
         if self._tasks:

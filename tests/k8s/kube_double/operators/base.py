@@ -163,6 +163,17 @@ class Operator:
         if handle:
             handle.cancel()
         self.state.pop(uid, None)
+        self.cleanup_scratch(uid)
+
+    def shutdown(self) -> None:
+        """The double stops (its kubelet has killed every pod): drop timers and scratch folders."""
+        for handle in self.ttl_handles.values():
+            handle.cancel()
+        self.ttl_handles.clear()
+        for uid in list(self.scratch_dirs):
+            self.cleanup_scratch(uid)
+
+    def cleanup_scratch(self, uid: str) -> None:
         path = self.scratch_dirs.pop(uid, None)
         if path:
             shutil.rmtree(path, ignore_errors=True)
@@ -262,6 +273,17 @@ class Operator:
                 self.event(obj, "Normal", "SuccessfulDelete", f"Deleted {kind}: {item['metadata']['name']}")
             except Exception:
                 pass
+
+    def log_contains(self, pod: dict, text: str) -> bool:
+        """Whether the pod's running container printed ``text`` (stands in for a readiness probe)."""
+        worker = self.double._kubelet.workers.get(pod["metadata"]["uid"])
+        if worker is None:
+            return False
+        needle = text.encode()
+        for instances in worker.logs.values():
+            if instances and any(needle in line for _, line in instances[-1].lines):
+                return True
+        return False
 
     def current(self, obj) -> dict | None:
         current = self.store.get(self.key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])

@@ -11,7 +11,8 @@ What it does (as the training operator's PyTorchJob controller does):
   that failed with a retryable exit code, 128 or more, as the real one does);
 * env on every container (pkg/controller.v1/pytorch/envvar.go and elastic.go): ``PYTHONUNBUFFERED=1``; with a
   Master: ``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE`` (total replicas x nproc per node), ``RANK`` (master 0,
-  worker i+1), ``PET_NPROC_PER_NODE``, ``PET_NODE_RANK``; with ``spec.elasticPolicy`` also ``PET_RDZV_BACKEND``
+  worker i+1); without elasticPolicy ``PET_NPROC_PER_NODE`` and ``PET_NODE_RANK`` (the rank);
+  with ``spec.elasticPolicy`` instead ``PET_NPROC_PER_NODE``, ``PET_RDZV_BACKEND``
   (``rdzvBackend``, default c10d), ``PET_RDZV_ENDPOINT`` (``<host>:<port>``), ``PET_RDZV_ID`` (only when
   ``rdzvId`` is set), ``PET_RDZV_CONF`` (``k=v,...``), ``PET_STANDALONE`` (when ``standalone``),
   ``PET_MAX_RESTARTS`` (when ``maxRestarts`` is set) and ``PET_NNODES`` (``min:max``, default both the total
@@ -249,15 +250,13 @@ class PyTorchJobOperator(Operator):
         total = sum(int((r or {}).get("replicas", 1)) for r in replicas.values())
         nproc = _nproc(spec)
         env = {"PYTHONUNBUFFERED": "1"}
+        rank = index + (1 if rtype == "Worker" and "Master" in replicas else 0)
         if "Master" in replicas:
-            rank = index + (1 if rtype == "Worker" else 0)
             env.update(
                 MASTER_ADDR="127.0.0.1",
                 MASTER_PORT=str(mem["master_port"]),
                 WORLD_SIZE=str(total * nproc),
                 RANK=str(rank),
-                PET_NPROC_PER_NODE=str(nproc),
-                PET_NODE_RANK=str(rank),
             )
         elastic = spec.get("elasticPolicy")
         if elastic is not None:
@@ -274,6 +273,9 @@ class PyTorchJobOperator(Operator):
             low = elastic.get("minReplicas", total)
             high = elastic.get("maxReplicas", total)
             env["PET_NNODES"] = f"{low}:{high}"
+            env["PET_NPROC_PER_NODE"] = str(nproc)
+        else:
+            env.update(PET_NPROC_PER_NODE=str(nproc), PET_NODE_RANK=str(rank))
         for container in pod_spec.get("containers") or []:
             set_env(container, env)
             set_env(container, self.base_env(job), override=False)

@@ -47,6 +47,7 @@ import copy
 import os
 import shutil
 import sys
+import time
 import uuid
 
 from .base import Operator, pod_phase, set_env
@@ -87,10 +88,9 @@ class SparkApplicationOperator(Operator):
             return
         if state == "SUBMISSION_FAILED":
             # restartPolicy Never: no retries left -> FAILED (after a short pause, so clients can see the step)
-            mem = self.memory(app)
-            if not mem.get("failing"):
-                mem["failing"] = True
-                self.requeue_after(app, 1.0)
+            waited = time.monotonic() - self.memory(app).setdefault("failed_at", time.monotonic())
+            if waited < 1.0:
+                self.requeue_after(app, 1.0 - waited)
                 return
             status["applicationState"]["state"] = "FAILED"
             status.setdefault("terminationTime", self.now())
@@ -142,6 +142,7 @@ class SparkApplicationOperator(Operator):
             sparkApplicationId=app_id,
             submissionID=submission,
             executionAttempts=1,
+            driverInfo={},
         )
         try:
             argv = self.command(app, app_id)
