@@ -66,7 +66,7 @@ def kube(s3_endpoint):
         return
     from kube_double import KubeDouble
 
-    # Pods see this environment, as they would see their image's: the SDK's commands (flyte-runtime, which a
+    # Pods see this environment, as they would see their image's: the SDK's commands (flyte-runtime.py, which a
     # SparkApplication runs as its main file) are on PATH there as in an image.
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     double = KubeDouble(crd_dir=str(CRDS) if CRDS.is_dir() else None, bookmark_interval_s=1.0)

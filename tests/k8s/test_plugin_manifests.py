@@ -71,7 +71,7 @@ def test_spark_application(validators, index):
     _check(validators, manifest)
     spec = manifest["spec"]
     if index == 0:
-        assert spec["type"] == "Python" and spec["mainApplicationFile"] == "local:///usr/local/bin/flyte-runtime"
+        assert spec["type"] == "Python" and spec["mainApplicationFile"] == "local:///usr/local/bin/flyte-runtime.py"
         assert spec["arguments"][:1] == ["--task"] and spec["hadoopConf"] == {"fs.s3a.fast.upload": "true"}
         assert spec["executor"]["instances"] == 3 and spec["executor"]["memory"] == "2g"
         assert spec["driver"]["cores"] == 2 and spec["driver"]["labels"]["flyte.org/primary"] == "true"

@@ -104,7 +104,6 @@ def test_watch_and_api_faults_do_not_change_the_outcome(k8s_settings, kube, faul
 def test_a_watch_resuming_from_a_compacted_version_lists_again(kube):
     """The run's watches see nothing (stalled streams) while writes happen and are compacted away; when they resume
     from their old version they get 410 and must list again to see the call end."""
-    from conftest import _settings
     from flyte import _initialize
 
     flyte.init(kubernetes=_settings(kube, watch_stall_timeout=6.0))

@@ -1,6 +1,6 @@
 """Spark tasks on Kubernetes: a ``SparkApplication`` (sparkoperator.k8s.io/v1beta2) of the Kubeflow Spark operator.
 
-``Spark`` (PySpark) is an application of type Python whose main file is the SDK's ``flyte-runtime`` entry point
+``Spark`` (PySpark) is an application of type Python whose main file is the SDK's ``flyte-runtime.py`` (installed with it)
 (``Spark(applications_path=...)`` names another path in the image) with our arguments: the driver runs the task,
 and its ``flyte.ctx().data["spark_session"]`` is the application's session (spark-submit's). ``spark_conf`` and
 ``hadoop_conf`` become ``sparkConf``/``hadoopConf``; the executor count, cores and memory also go to the executor
@@ -20,7 +20,7 @@ from flyte._k8s.resources import KubernetesResource, Outcome, register
 from ._config import GenericSparkConf, Spark
 
 DRIVER_CONTAINER = "spark-kubernetes-driver"
-ENTRY_POINT = "local:///usr/local/bin/flyte-runtime"
+ENTRY_POINT = "local:///usr/local/bin/flyte-runtime.py"
 
 
 def _spark_version() -> str:

@@ -166,10 +166,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def console() -> None:
-    """The ``flyte-runtime`` command: ``python -m flyte.runtime`` as a script (what spark-submit runs)."""
-    sys.exit(main())
-
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,8 @@ What it does (as the operator and the Spark driver pod it submits do):
   ``spark.driver.cores/memory`` from the spec, then for ``type: Python`` the main file and ``spec.arguments``, for
   Java/Scala ``--class <mainClass> <jar> <arguments>``. ``mainApplicationFile`` loses its ``local://`` (or
   ``file://``) scheme; a path that does not exist here is looked up by its basename on ``PATH`` (e.g.
-  ``local:///usr/local/bin/flyte-runtime`` -> ``shutil.which("flyte-runtime")``); otherwise the submission fails.
+  ``local:///usr/local/bin/flyte-runtime.py`` -> the first ``flyte-runtime.py`` on ``PATH``); otherwise the
+  submission fails.
   ``PYSPARK_PYTHON``/``PYSPARK_DRIVER_PYTHON`` are this environment's Python, ``SPARK_LOCAL_IP=127.0.0.1``;
 * the driver pod's phase drives the state: Running -> ``RUNNING``; Succeeded -> ``COMPLETED``; Failed ->
   ``FAILED`` with ``errorMessage: "driver container failed with ExitCode: <code>, Reason: <reason>"``; a vanished
@@ -45,7 +46,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -70,7 +70,12 @@ def resolve_local(path: str) -> str | None:
         return None
     if os.path.exists(path):
         return path
-    return shutil.which(os.path.basename(path))
+    # The image's /usr/local/bin is this environment's PATH; spark-submit reads the file, it need not be executable.
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(folder, os.path.basename(path))
+        if folder and os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 class SparkApplicationOperator(Operator):
