@@ -44,6 +44,7 @@ def test_spark_tasks_run_as_spark_applications(config_dir, kube, tmp_path):
     remote = run_program("spark_main.py", cwd=config_dir, timeout=280)
     assert remote.returncode == 0, remote.stderr[-5000:]
     assert outputs_json(remote) == {"count": 1000, "executors": "8", "resized": 1000}
+    assert "[a1-2 spark_env.count]" in remote.stderr  # the driver pod's log reaches the caller
     if not REAL_CLUSTER:
         assert _left(kube) == []
 
@@ -59,7 +60,7 @@ def test_elastic_pytorch_task_runs_as_a_pytorch_job(config_dir, kube, tmp_path):
         assert _left(kube) == []
 
 
-def _published(program: str, config_dir, timeout: float = 280) -> dict:
+def _published(program: str, config_dir, timeout: float = 280) -> tuple[dict, str]:
     """Run one of flyte-sdk's published examples (tests/flyte2/programs) from the folder of the config."""
     import json
     import subprocess
@@ -70,18 +71,56 @@ def _published(program: str, config_dir, timeout: float = 280) -> dict:
                             timeout=timeout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-5000:]
     [line] = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT "):]), result.stderr
 
 
 @pytest.mark.ray
 def test_published_ray_example_runs_as_a_ray_job(config_dir, kube):
-    assert _published("ray_nested.py", config_dir) == {"out": [0, 1, 4]}
+    outputs, logs = _published("ray_nested.py", config_dir)
+    assert outputs == {"out": [0, 1, 4]}
+    assert "running ray task" in logs and "Hello from the Ray task!" in logs  # the driver's, and its child's
     if not REAL_CLUSTER:
         assert _left(kube) == []
 
 
 @pytest.mark.dask
 def test_published_dask_example_runs_as_a_dask_job(config_dir, kube):
-    assert _published("dask_nested.py", config_dir)["out"] == [1, 2, 3]
+    outputs, logs = _published("dask_nested.py", config_dir)
+    assert outputs["out"] == [1, 2, 3]
+    assert "running dask task" in logs and "Hello from the Dask task!" in logs
     if not REAL_CLUSTER:
         assert _left(kube) == []
+
+
+@pytest.mark.dask
+def test_ctrl_c_deletes_a_running_dask_job_and_its_cluster(config_dir, kube):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if REAL_CLUSTER:
+        pytest.skip("reads the double's objects")
+    (config_dir / "slow_dask.py").write_text(
+        "import time\nimport flyte\nfrom flyteplugins.dask.task import Dask, WorkerGroup\n"
+        "env = flyte.TaskEnvironment(name='slow_dask', plugin_config=Dask(workers=WorkerGroup(number_of_workers=1)))\n"
+        "@env.task\ndef slow(x: int) -> int:\n    print('started', flush=True)\n    time.sleep(120)\n    return x\n"
+        "if __name__ == '__main__':\n    flyte.init_from_config()\n    flyte.run(slow, x=1)\n")
+    program = subprocess.Popen([sys.executable, "slow_dask.py"], cwd=config_dir, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "started" not in "".join(p["metadata"]["name"] for p in []) and time.monotonic() < deadline:
+            jobs = kube.objects("daskjobs", "default")
+            if jobs and (jobs[0].get("status") or {}).get("jobStatus") == "Running":
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the DaskJob never ran")
+        time.sleep(2)
+        program.send_signal(signal.SIGINT)
+        program.communicate(timeout=60)
+    finally:
+        program.kill()
+    assert program.returncode != 0
+    assert _left(kube) == []

@@ -21,6 +21,9 @@ What it does (as ``dask_kubernetes.operator.controller`` does for a DaskJob):
   ``distributed.Client()`` retries its connection), with ``DASK_SCHEDULER_ADDRESS=tcp://127.0.0.1:<port>`` added
   to every container's env; its command is the template's own.
 
+Every pod also carries the DaskJob's own labels and those of its part's ``metadata`` (``spec.job.metadata``,
+``spec.cluster.spec.scheduler.metadata``, ``spec.cluster.spec.worker.metadata``), as the operator passes them on.
+
 Simplified: the DaskCluster/DaskWorkerGroup custom resources and the scheduler Service are not created (the pods
 are owned by the DaskJob directly); the scheduler address is ``tcp://127.0.0.1:<free port>`` instead of
 ``tcp://<name>-scheduler.<namespace>.svc.cluster.local:8786``; no autoscaling, idleTimeout or DaskCluster status.
@@ -83,8 +86,12 @@ class DaskJobOperator(Operator):
             if stored is not None and status["jobStatus"] in ("Successful", "Failed"):
                 self.delete_cluster(stored)
 
-    def labels(self, job, component: str) -> dict:
-        return {CLUSTER: job["metadata"]["name"], COMPONENT: component}
+    def labels(self, job, component: str, part: dict | None = None) -> dict:
+        """As the operator labels its pods: the DaskJob's own labels, then those of the part's ``metadata`` (the
+        job, the scheduler, the worker group), then its own."""
+        own = dict(job["metadata"].get("labels") or {})
+        own.update(((part or {}).get("metadata") or {}).get("labels") or {})
+        return {**own, CLUSTER: job["metadata"]["name"], COMPONENT: component}
 
     def address(self, job) -> str:
         mem = self.memory(job)
@@ -101,7 +108,8 @@ class DaskJobOperator(Operator):
         if f"{name}-scheduler" not in existing:
             self.prepare(job, scheduler, [bin_path("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                           "--dashboard-address", ":0"], {})
-            self.create_pod(job, f"{name}-scheduler", {"spec": scheduler}, self.labels(job, "scheduler"))
+            self.create_pod(job, f"{name}-scheduler", {"spec": scheduler},
+                            self.labels(job, "scheduler", cluster.get("scheduler")))
         worker_spec = (cluster.get("worker") or {})
         replicas = int(worker_spec.get("replicas", 1))
         have = sum(1 for n in existing if n.startswith(f"{name}-default-worker-"))
@@ -111,7 +119,7 @@ class DaskJobOperator(Operator):
             self.prepare(job, spec, [bin_path("dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
                                      "--no-dashboard", "--name", pod_name],
                          {"DASK_WORKER_NAME": pod_name, "DASK_SCHEDULER_ADDRESS": address})
-            self.create_pod(job, pod_name, {"spec": spec}, {**self.labels(job, "worker"), GROUP: "default"})
+            self.create_pod(job, pod_name, {"spec": spec}, {**self.labels(job, "worker", worker_spec), GROUP: "default"})
 
     def prepare(self, job, spec, argv, env):
         containers = spec.setdefault("containers", [])
@@ -132,7 +140,8 @@ class DaskJobOperator(Operator):
         for container in spec.get("containers") or []:
             set_env(container, {"DASK_SCHEDULER_ADDRESS": self.address(job)})
             set_env(container, self.base_env(job), override=False)
-        self.create_pod(job, f"{name}-runner", {"spec": spec}, self.labels(job, "job-runner"))
+        self.create_pod(job, f"{name}-runner", {"spec": spec},
+                        self.labels(job, "job-runner", (job.get("spec") or {}).get("job")))
 
     def delete_cluster(self, job):
         pods = [
