@@ -103,7 +103,9 @@ def test_ray_job(validators):
     assert len(manifest["metadata"]["name"]) <= 47  # KubeRay derives longer names from it
     assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] == 120  # TTL needs shutdown
     assert spec["entrypoint"].startswith("python -m flyte.runtime --task ")
-    assert yaml.safe_load(spec["runtimeEnvYAML"]) == {"env_vars": {"A": "1"}, "pip": ["numpy"]}
+    runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
+    assert runtime_env["env_vars"] == {"A": "1"} and runtime_env["pip"] == ["numpy"]
+    assert runtime_env["working_dir"].startswith("s3://my-bucket/flyte/bundles/")  # the code, from the store
     cluster = spec["rayClusterSpec"]
     assert cluster["enableInTreeAutoscaling"] is True
     assert cluster["autoscalerOptions"] == {"upscalingMode": "Default", "idleTimeoutSeconds": 60}

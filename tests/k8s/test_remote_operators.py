@@ -124,3 +124,40 @@ def test_ctrl_c_deletes_a_running_dask_job_and_its_cluster(config_dir, kube):
         program.kill()
     assert program.returncode != 0
     assert _left(kube) == []
+
+
+@pytest.mark.dask
+def test_a_timed_out_dask_call_deletes_its_dask_job(config_dir, kube):
+    if REAL_CLUSTER:
+        pytest.skip("reads the double's objects")
+    (config_dir / "late_dask.py").write_text(
+        "import time\nimport flyte\nfrom flyteplugins.dask.task import Dask, WorkerGroup\n"
+        "env = flyte.TaskEnvironment(name='late_dask', plugin_config=Dask(workers=WorkerGroup(number_of_workers=1)))\n"
+        "@env.task(timeout=8)\ndef late(x: int) -> int:\n    time.sleep(120)\n    return x\n"
+        "if __name__ == '__main__':\n    flyte.init_from_config()\n"
+        "    try:\n        flyte.run(late, x=1)\n    except flyte.errors.MaxRuntimeExceededError as exc:\n"
+        "        print('TIMED OUT', exc)\n")
+    result = run_program_here("late_dask.py", config_dir)
+    assert "TIMED OUT" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert _left(kube) == []
+
+
+def run_program_here(program: str, folder, timeout: float = 240):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, program], cwd=folder, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.torch
+def test_master_worker_pytorch_task_runs_as_a_pytorch_job(config_dir, kube, tmp_path):
+    remote = run_program("torch_master_worker.py", cwd=config_dir, timeout=280)
+    assert remote.returncode == 0, remote.stderr[-5000:]
+    elsewhere = tmp_path / "no-config"
+    elsewhere.mkdir()
+    local = run_program("torch_master_worker.py", cwd=elsewhere, timeout=280)
+    assert local.returncode == 0, local.stderr[-5000:]
+    # The master's (rank 0's) value, world of two, ranks 0 and 1 summed with x=1 each: as locally.
+    assert outputs_json(remote) == outputs_json(local) == {"rank": 0, "sum": 3.0, "world": 2}
+    if not REAL_CLUSTER:
+        assert _left(kube) == []

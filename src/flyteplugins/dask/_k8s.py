@@ -11,24 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flyte._k8s.pods import RemoteCall
+from flyte._k8s.pods import RemoteCall, resource_requirements
 from flyte._k8s.resources import KubernetesResource, Outcome, register
 
 from ._config import Dask
 
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
-
-
-def _resources(resources: Any) -> dict[str, Any]:
-    if resources is None:
-        return {}
-    out: dict[str, Any] = {}
-    if resources.requests():
-        out["requests"] = resources.requests()
-    if resources.limits():
-        out["limits"] = resources.limits()
-    return out
 
 
 class DaskJobResource(KubernetesResource):
@@ -60,7 +49,7 @@ class DaskJobResource(KubernetesResource):
                 "readinessProbe": {"httpGet": {"port": "http-dashboard", "path": "/health"},
                                    "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 300},
                 "env": node_env,
-                **({"resources": _resources(config.scheduler.effective_resources())}
+                **({"resources": resource_requirements(config.scheduler.effective_resources())}
                    if config.scheduler.effective_resources() is not None else {}),
             }],
         }
@@ -71,7 +60,7 @@ class DaskJobResource(KubernetesResource):
                          "8788"],
                 "ports": [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}],
                 "env": node_env,
-                **({"resources": _resources(config.workers.effective_resources())}
+                **({"resources": resource_requirements(config.workers.effective_resources())}
                    if config.workers.effective_resources() is not None else {}),
             }],
         }

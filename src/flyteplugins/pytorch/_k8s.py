@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from flyte._k8s.pods import RemoteCall
-from flyte._k8s.resources import KubernetesResource, Outcome, register
+from flyte._k8s.resources import KubernetesResource, Outcome, condition_outcome, register
 
 from ._config import Elastic, PyTorch
 from ._nccl import nccl_environment
@@ -169,14 +169,7 @@ class TrainJobResource(KubernetesResource):
         return bool((obj.get("status") or {}).get("jobsStatus"))
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
-        for condition in (obj.get("status") or {}).get("conditions") or []:
-            if condition.get("status") != "True":
-                continue
-            if condition.get("type") == "Complete":
-                return Outcome(True, condition.get("reason", "Complete"), condition.get("message", ""))
-            if condition.get("type") == "Failed":
-                return Outcome(False, condition.get("reason", "Failed"), condition.get("message", ""))
-        return None
+        return condition_outcome(obj, "Complete", "Failed")
 
 
 register(Elastic, PyTorchJobResource())

@@ -38,6 +38,7 @@ from flyte.extend import (
     TaskPluginRegistry,
     context_for_worker,
     current_context,
+    omit_outputs,
     run_temp_dir,
 )
 
@@ -94,6 +95,13 @@ class TorchFunctionTask(AsyncFunctionTaskTemplate):
         return {_JOB_KEY: _Job(directory)}
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self.plugin_config, PyTorch) and _operator_replica():
+            # One replica of a PyTorchJob (a remote run): the operator set RANK, WORLD_SIZE and MASTER_ADDR/PORT
+            # for this pod, which is one process of the job; the function runs here, and the master's value is the
+            # task's.
+            if os.environ["RANK"] != "0":
+                omit_outputs()
+            return await AsyncFunctionTaskTemplate.execute(self, *args, **kwargs)
         context = current_context.get()
         assert context is not None
         job: _Job = context.data[_JOB_KEY]
@@ -145,6 +153,13 @@ class TorchFunctionTask(AsyncFunctionTaskTemplate):
         job = data.get(_JOB_KEY)
         if isinstance(job, _Job):
             await job.close()
+
+
+def _operator_replica() -> bool:
+    """Whether this process is a replica pod of a PyTorchJob started by the remote tier."""
+    from flyte._k8s.settings import SETTINGS_ENV
+
+    return all(os.environ.get(name) for name in (SETTINGS_ENV, "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
 
 
 TaskPluginRegistry.register(Elastic, TorchFunctionTask)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from flyte._k8s.pods import RemoteCall
+from flyte._k8s.pods import RemoteCall, resource_requirements
 from flyte._k8s.resources import KubernetesResource, Outcome, register
 
 from ._config import RayJobConfig
@@ -32,17 +32,6 @@ def _ray_version() -> str:
         return "2.40.0"
 
 
-def _side(requests: Any, limits: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if requests is not None and requests.requests():
-        out["requests"] = requests.requests()
-    if limits is not None and limits.limits():
-        out["limits"] = limits.limits()
-    elif requests is not None and requests.limits():
-        out["limits"] = requests.limits()
-    return out
-
-
 def _node(call: RemoteCall, name: str, node: Any, labels: dict[str, str], env: list[dict[str, Any]]) -> dict[str, Any]:
     template = node.pod_template if node is not None and not isinstance(node.pod_template, str) else None
     spec: dict[str, Any] = dict(template.pod_spec) if template is not None else {}
@@ -53,7 +42,7 @@ def _node(call: RemoteCall, name: str, node: Any, labels: dict[str, str], env: l
         containers.insert(0, container)
     container.setdefault("image", call.image)
     container["env"] = [*container.get("env", []), *env]
-    resources = _side(getattr(node, "requests", None), getattr(node, "limits", None)) if node is not None else {}
+    resources = resource_requirements(node.requests, node.limits) if node is not None else {}
     if resources:
         container["resources"] = resources
     spec["containers"] = containers
@@ -107,7 +96,7 @@ class RayJobResource(KubernetesResource):
                 if options.env:
                     rendered["env"] = [{"name": k, "value": v} for k, v in options.env.items()]
                 if options.resources is not None:
-                    rendered["resources"] = _side(options.resources, options.resources)
+                    rendered["resources"] = resource_requirements(options.resources, options.resources)
                 cluster["autoscalerOptions"] = rendered
         ttl = config.ttl_seconds_after_finished
         spec: dict[str, Any] = {
@@ -118,10 +107,14 @@ class RayJobResource(KubernetesResource):
             "rayClusterSpec": cluster,
             "submitterPodTemplate": pod,
         }
-        if config.runtime_env:
+        runtime_env = dict(config.runtime_env or {})
+        bundle = call.args[call.args.index("--bundle") + 1] if "--bundle" in call.args else None
+        if bundle and "working_dir" not in runtime_env:
+            runtime_env["working_dir"] = bundle  # the job's workers import the user's code from the object store
+        if runtime_env:
             import yaml
 
-            spec["runtimeEnvYAML"] = yaml.safe_dump(config.runtime_env, sort_keys=True)
+            spec["runtimeEnvYAML"] = yaml.safe_dump(runtime_env, sort_keys=True)
         return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:

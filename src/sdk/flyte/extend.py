@@ -115,6 +115,15 @@ def report_link(label: str, url: str) -> None:
     _require_context("report_link").action.links[label] = url
 
 
+def omit_outputs() -> None:
+    """In a ``python -m flyte.runtime`` process whose value is not the task's (one replica of several, where another
+    one's value counts: a PyTorchJob's workers beside its master), write no outputs: the call's outcome is the
+    other replica's."""
+    from . import runtime
+
+    runtime.omit_outputs = True
+
+
 def run_temp_dir(purpose: str) -> str:
     """A directory for the current run's temporary files, removed when the run ends."""
     return _require_context("run_temp_dir").run.temp_dir(purpose)

@@ -68,15 +68,7 @@ class RemoteCall:
         return env
 
     def resources(self) -> dict[str, Any]:
-        resources = self.task.settings.resources
-        if resources is None:
-            return {}
-        out: dict[str, Any] = {}
-        if resources.requests():
-            out["requests"] = resources.requests()
-        if resources.limits():
-            out["limits"] = resources.limits()
-        return out
+        return resource_requirements(self.task.settings.resources)
 
     def volumes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(volumes, mounts): mounted secrets and /dev/shm."""
@@ -149,6 +141,18 @@ class RemoteCall:
         if annotations:
             metadata["annotations"] = annotations
         return {"metadata": metadata, "spec": spec}
+
+
+def resource_requirements(requests: Any, limits: Any = None) -> dict[str, Any]:
+    """A container's ``resources`` from :class:`flyte.Resources`: ``requests`` from the first, ``limits`` from the
+    second (default: the first's own limits)."""
+    out: dict[str, Any] = {}
+    if requests is not None and requests.requests():
+        out["requests"] = requests.requests()
+    source = limits if limits is not None else requests
+    if source is not None and source.limits():
+        out["limits"] = source.limits()
+    return out
 
 
 def secret_object_name(secret: Any) -> str:

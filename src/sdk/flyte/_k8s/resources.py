@@ -89,14 +89,20 @@ class JobResource(KubernetesResource):
         return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
-        for condition in (obj.get("status") or {}).get("conditions") or []:
-            if condition.get("status") != "True":
-                continue
-            if condition.get("type") == "Complete":
-                return Outcome(True, condition.get("reason", "Complete"), condition.get("message", ""))
-            if condition.get("type") == "Failed":
-                return Outcome(False, condition.get("reason", "Failed"), condition.get("message", ""))
-        return None
+        return condition_outcome(obj, "Complete", "Failed")
+
+
+def condition_outcome(obj: dict[str, Any], succeeded: str, failed: str) -> Outcome | None:
+    """The end an object's ``status.conditions`` state: the first True condition of type ``succeeded`` or
+    ``failed`` (a Job's Complete/Failed, a TrainJob's)."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == succeeded:
+            return Outcome(True, condition.get("reason", succeeded), condition.get("message", ""))
+        if condition.get("type") == failed:
+            return Outcome(False, condition.get("reason", failed), condition.get("message", ""))
+    return None
 
 
 _registry: list[tuple[type, KubernetesResource]] = []
