@@ -10,22 +10,13 @@ of the double (tests that need the double's fault injection are skipped).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
 import sys
-import time
 import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-CRDS = HERE.parents[1].parent / "shared" / "k8s-crds"
-BUCKET = "flyte-test"
-REAL_CLUSTER = bool(os.environ.get("FLYTE_TEST_KUBECONFIG"))
+from _k8s_testkit import BUCKET, CRDS, REAL_CLUSTER, settings_for
 
 
 @pytest.fixture(scope="session")
@@ -77,26 +68,13 @@ def kube(s3_endpoint):
         double.stop()
 
 
-def _settings(kube, **overrides):
-    if REAL_CLUSTER:
-        base = {"kubeconfig": os.environ["FLYTE_TEST_KUBECONFIG"],
-                "namespace": os.environ.get("FLYTE_TEST_NAMESPACE", "default"),
-                "storage": f"{os.environ['FLYTE_TEST_STORAGE'].rstrip('/')}/{uuid.uuid4().hex[:8]}"}
-    else:
-        base = {"kubeconfig": kube.kubeconfig, "namespace": "default",
-                "storage": f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}", "start_failure_grace": 1.0,
-                "pending_timeout": 30.0, "watch_timeout": 5, "watch_stall_timeout": 3.0}
-    base.update(overrides)
-    return base
-
-
 @pytest.fixture
 def k8s_settings(kube):
     """Settings for this test (its own storage prefix); ``flyte.init(kubernetes=...)`` with them, undone after."""
     import flyte
     from flyte import _initialize
 
-    settings = _settings(kube)
+    settings = settings_for(kube)
     flyte.init(kubernetes=settings)
     yield settings
     _initialize._current = None
@@ -107,38 +85,8 @@ def config_dir(tmp_path, kube):
     """A folder with a config.yaml naming the cluster: a program run there with ``flyte.init_from_config()`` finds it."""
     import yaml
 
-    settings = _settings(kube, remote=True)
+    settings = settings_for(kube, remote=True)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"kubernetes": settings}))
     return tmp_path
 
 
-def run_program(program: str, *args: str, cwd: Path, timeout: float = 240, env: dict | None = None):
-    """Run a program of tests/k8s/programs as a user would: ``python program.py ...`` in ``cwd``."""
-    return subprocess.run([sys.executable, str(HERE / "programs" / program), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def managed_objects(kube) -> list[str]:
-    """What the tier left on the double: Jobs and pods it manages, by name."""
-    left = []
-    for resource in ("jobs", "pods"):
-        for item in kube.objects(resource, "default"):
-            if (item["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "flyte-sdk":
-                left.append(f"{resource}/{item['metadata']['name']}")
-    return left
-
-
-def wait_clean(kube, timeout: float = 30.0) -> list[str]:
-    """Wait until no managed object and no pod process is left; what is left after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = managed_objects(kube) + [f"pid/{pid}" for pid in kube.live_processes()]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
-
-
-def outputs_json(result) -> object:
-    lines = [line for line in result.stdout.splitlines() if line.startswith(("{", "[", '"'))]
-    assert lines, f"no JSON output\nstdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}"
-    return json.loads(lines[-1])

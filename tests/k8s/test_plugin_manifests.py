@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _k8s_testkit import CRDS
 
 import flyte
 import flyte.kubernetes
-from conftest import CRDS
 
 pytestmark = [pytest.mark.k8s, pytest.mark.skipif(not CRDS.is_dir(), reason="needs ../shared/k8s-crds")]
 

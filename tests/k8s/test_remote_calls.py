@@ -13,8 +13,7 @@ import sys
 import time
 
 import pytest
-
-from conftest import HERE, REAL_CLUSTER, run_program, wait_clean
+from _k8s_testkit import HERE, REAL_CLUSTER, run_program, wait_clean
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow,
               pytest.mark.skipif(REAL_CLUSTER, reason="reads the double's objects and processes")]

@@ -13,16 +13,16 @@ import time
 
 import cloudpickle
 import pytest
+from _k8s_testkit import managed_objects, settings_for, wait_clean
 
 import flyte
 import flyte.kubernetes
-from conftest import _settings, managed_objects, wait_clean
 
 # The tasks below travel to the pods by value, as a script's do: the pods never import this test module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow,
-              pytest.mark.skipif(__import__("conftest").REAL_CLUSTER, reason="drives the double's fault injection")]
+              pytest.mark.skipif(__import__("_k8s_testkit").REAL_CLUSTER, reason="drives the double's fault injection")]
 
 env = flyte.TaskEnvironment(name="lifecycle")
 
@@ -106,7 +106,7 @@ def test_a_watch_resuming_from_a_compacted_version_lists_again(kube):
     from their old version they get 410 and must list again to see the call end."""
     from flyte import _initialize
 
-    flyte.init(kubernetes=_settings(kube, watch_stall_timeout=6.0))
+    flyte.init(kubernetes=settings_for(kube, watch_stall_timeout=6.0))
 
     def jobs_watch_started(since: int) -> bool:
         return any("/jobs?" in q and "watch=" in q for _, q in kube.queries[since:])

@@ -8,8 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
-from conftest import HERE, REAL_CLUSTER, outputs_json, run_program, wait_clean
+from _k8s_testkit import HERE, REAL_CLUSTER, outputs_json, run_program, wait_clean
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

@@ -9,8 +9,7 @@ tests against a real cluster.
 from __future__ import annotations
 
 import pytest
-
-from conftest import REAL_CLUSTER, outputs_json, run_program, wait_clean
+from _k8s_testkit import REAL_CLUSTER, outputs_json, run_program, wait_clean
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

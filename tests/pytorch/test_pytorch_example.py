@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import job_processes
+from _torch_testkit import job_processes
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _torch_testkit import assert_no_leaks, job_processes
 
 import flyte
-from conftest import assert_no_leaks, job_processes
 from flyte.errors import TaskTimeoutError
 from flyteplugins.pytorch.task import Elastic, ZombieWorkersError
 

@@ -13,6 +13,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._run import Action, RunState
 
+# Set (flyte.extend.omit_outputs) by a plugin in a replica whose value is not the task's: a PyTorchJob's workers run
+# the function too, but the master's value is the one that counts, and theirs must not overwrite it. Kept here, not in
+# flyte.runtime, which runs as __main__ (a second import of it would hold a second flag).
+omit_outputs = False
+
 
 class TaskContext:
     """What a running task can see of itself. ``flyte.ctx()`` returns it inside a task and ``None`` outside."""

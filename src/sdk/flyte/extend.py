@@ -119,9 +119,9 @@ def omit_outputs() -> None:
     """In a ``python -m flyte.runtime`` process whose value is not the task's (one replica of several, where another
     one's value counts: a PyTorchJob's workers beside its master), write no outputs: the call's outcome is the
     other replica's."""
-    from . import runtime
+    from . import _context
 
-    runtime.omit_outputs = True
+    _context.omit_outputs = True
 
 
 def run_temp_dir(purpose: str) -> str:

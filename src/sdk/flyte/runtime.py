@@ -27,9 +27,6 @@ from ._k8s.settings import SETTINGS_ENV
 
 OUTPUTS_FILE = "outputs.msgpack"
 ERROR_FILE = "error.json"
-# Set (through flyte.extend.omit_outputs) by a plugin in a replica whose value is not the task's: a PyTorchJob's
-# workers run the function too, but rank 0's value is the one that counts and theirs must not overwrite it.
-omit_outputs = False
 
 
 class ErrorDocument(msgspec.Struct, kw_only=True):
@@ -165,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         _storage.write_bytes(_storage.join(args.outputs, ERROR_FILE), msgspec.json.encode(_error_document(error)))
         print(f"flyte.runtime: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    if not omit_outputs:
+    from . import _context
+
+    if not _context.omit_outputs:
         _storage.write_bytes(_storage.join(args.outputs, OUTPUTS_FILE), output)
     return 0
 
