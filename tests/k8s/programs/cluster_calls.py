@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import os
 import sys
-import tempfile
 
 import flyte
 import flyte.io
@@ -50,10 +49,10 @@ async def secret(x: int) -> str:
 
 @env.task
 async def make_file(text: str) -> flyte.io.File:
-    path = os.path.join(tempfile.mkdtemp(), "note.txt")
-    with open(path, "w") as handle:
-        handle.write(text)
-    return await flyte.io.File.from_local(path)
+    made = flyte.io.File.new_remote("note.txt")  # in the pod's run data; uploaded as it leaves the pod
+    with made.open_sync("wb") as handle:
+        handle.write(text.encode())
+    return made
 
 
 @env.task
