@@ -162,19 +162,18 @@ async def test_crashed_controllers_job_is_adopted(k8s_settings, kube):
         class options:  # noqa: N801
             env_vars: dict = {}
 
-    import hashlib
-
     from flyte._bundle import build_bundle
+    from flyte._k8s.session import bundle_location, task_location
 
     # The same call the run will make: same task, same bundle, same names.
-    task_uri = f"{run_prefix}/tasks/{hashlib.sha256(cloudpickle.dumps(echo)).hexdigest()[:24]}.pkl"
+    task_uri = task_location(run_prefix, cloudpickle.dumps(echo))
     bundle = build_bundle()
-    bundle_uri = f"{settings.storage_uri}/bundles/{bundle.digest}.zip" if bundle else None
+    bundle_uri = bundle_location(settings.storage_uri, bundle.digest) if bundle else None
     call, _ = build_call(settings, _Run, echo, Action("a1", echo.name, None), 1, JobResource(), task_uri=task_uri,
                          bundle_uri=bundle_uri, owner_references=[], root=True, run_prefix=run_prefix)
     kube.faults.hold_pods(True)
     try:
-        manifest = JobResource().build(call)[0]
+        manifest = JobResource().build(call)
         created = subprocess.run(["kubectl", "--kubeconfig", kube.kubeconfig, "create", "-f", "-"],
                                  input=json.dumps(manifest), capture_output=True, text=True)
         assert created.returncode == 0, created.stderr

@@ -34,7 +34,7 @@ class DaskJobResource(KubernetesResource):
     def started(self, obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("jobStatus") == "Running"
 
-    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+    def build(self, call: RemoteCall) -> dict[str, Any]:
         config: Dask = call.task.plugin_config
         runner = call.pod_template(container_name="job")
         node_env = [e for e in runner["spec"]["containers"][0].get("env", []) if "value" in e]  # no secrets
@@ -82,7 +82,7 @@ class DaskJobResource(KubernetesResource):
                                "targetPort": "http-dashboard"}]}},
             }},
         }
-        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
         state = (obj.get("status") or {}).get("jobStatus")

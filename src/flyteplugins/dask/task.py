@@ -119,9 +119,9 @@ def _operator_scheduler() -> str | None:
     names in ``DASK_SCHEDULER_ADDRESS``."""
     import os
 
-    from flyte._k8s.settings import SETTINGS_ENV
+    from flyte.extend import in_remote_pod
 
-    if os.environ.get(SETTINGS_ENV) and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+    if in_remote_pod() and os.environ.get("DASK_SCHEDULER_ADDRESS"):
         return os.environ["DASK_SCHEDULER_ADDRESS"]
     return None
 

@@ -79,7 +79,7 @@ class PyTorchJobResource(KubernetesResource):
             template["spec"]["containers"][0]["image"] = image
         return {"replicas": replicas, "restartPolicy": restart, "template": template}
 
-    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+    def build(self, call: RemoteCall) -> dict[str, Any]:
         config = call.task.plugin_config
         spec: dict[str, Any] = {"runPolicy": _run_policy(config.run_policy, call)}
         if isinstance(config, Elastic):
@@ -102,7 +102,7 @@ class PyTorchJobResource(KubernetesResource):
                     restart=worker.restart_policy.value if worker.restart_policy else "OnFailure",
                     image=worker.image, resources=_resources(worker.requests, worker.limits))
             spec["pytorchReplicaSpecs"] = specs
-        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
         conditions = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
@@ -134,7 +134,7 @@ class TrainJobResource(KubernetesResource):
     def handles(self, config: Any) -> bool:
         return PyTorchJobResource().handles(config)
 
-    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+    def build(self, call: RemoteCall) -> dict[str, Any]:
         config = call.task.plugin_config
         pod = call.pod_template(container_name="node")
         container = pod["spec"]["containers"][0]
@@ -163,7 +163,7 @@ class TrainJobResource(KubernetesResource):
         }
         if config.run_policy is not None and config.run_policy.active_deadline_seconds is not None:
             spec["activeDeadlineSeconds"] = config.run_policy.active_deadline_seconds
-        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 
     def started(self, obj: dict[str, Any]) -> bool:
         return bool((obj.get("status") or {}).get("jobsStatus"))

@@ -38,6 +38,7 @@ from flyte.extend import (
     TaskPluginRegistry,
     context_for_worker,
     current_context,
+    in_remote_pod,
     omit_outputs,
     run_temp_dir,
 )
@@ -157,9 +158,8 @@ class TorchFunctionTask(AsyncFunctionTaskTemplate):
 
 def _operator_replica() -> bool:
     """Whether this process is a replica pod of a PyTorchJob started by the remote tier."""
-    from flyte._k8s.settings import SETTINGS_ENV
-
-    return all(os.environ.get(name) for name in (SETTINGS_ENV, "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+    return in_remote_pod() and all(os.environ.get(name) for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR",
+                                                                     "MASTER_PORT"))
 
 
 TaskPluginRegistry.register(Elastic, TorchFunctionTask)

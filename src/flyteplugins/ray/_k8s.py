@@ -64,7 +64,7 @@ class RayJobResource(KubernetesResource):
     def started(self, obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("jobDeploymentStatus") == "Running"
 
-    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+    def build(self, call: RemoteCall) -> dict[str, Any]:
         config: RayJobConfig = call.task.plugin_config
         pod = call.pod_template(container_name=SUBMITTER_CONTAINER)
         env = pod["spec"]["containers"][0].get("env", [])
@@ -115,7 +115,7 @@ class RayJobResource(KubernetesResource):
             import yaml
 
             spec["runtimeEnvYAML"] = yaml.safe_dump(runtime_env, sort_keys=True)
-        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
         status = obj.get("status") or {}

@@ -129,8 +129,8 @@ def _operator_cluster() -> str | None:
     submission sets."""
     import os
 
-    from flyte._k8s.settings import SETTINGS_ENV
+    from flyte.extend import in_remote_pod
 
-    if os.environ.get(SETTINGS_ENV) and os.environ.get("RAY_ADDRESS"):
+    if in_remote_pod() and os.environ.get("RAY_ADDRESS"):
         return os.environ["RAY_ADDRESS"]
     return None

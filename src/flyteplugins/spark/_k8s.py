@@ -51,7 +51,7 @@ class SparkApplicationResource(KubernetesResource):
         return ((obj.get("status") or {}).get("applicationState") or {}).get("state") in ("RUNNING", "SUCCEEDING",
                                                                                          "FAILING")
 
-    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+    def build(self, call: RemoteCall) -> dict[str, Any]:
         config = call.task.plugin_config
         conf = dict(config.spark_conf)
         pod = call.pod_template()  # our env (settings, secrets by reference) and pod settings, as a Job's pod
@@ -107,7 +107,7 @@ class SparkApplicationResource(KubernetesResource):
         else:
             spec["mainClass"] = config.main_class
             spec["mainApplicationFile"] = config.applications_path
-        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
         state = ((obj.get("status") or {}).get("applicationState") or {})

@@ -232,9 +232,9 @@ def _start_session(spec: SessionSpec, app_name: str, scratch: str) -> SparkEngin
 def in_submitted_driver() -> bool:
     """Whether this process is the driver of a SparkApplication (a remote run on Kubernetes): spark-submit started
     it with its gateway JVM, whose configuration is the application's."""
-    from flyte._k8s.settings import SETTINGS_ENV
+    from flyte.extend import in_remote_pod
 
-    return bool(os.environ.get("PYSPARK_GATEWAY_PORT") and os.environ.get(SETTINGS_ENV))
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT")) and in_remote_pod()
 
 
 def _driver_session(spec: SessionSpec, scratch: str) -> SparkEngine:

@@ -62,3 +62,38 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts]) if local_path(base) is None else os.path.join(base, *parts)
+
+
+# The async twins, for the remote controller's event loop: object stores natively, files in a worker thread.
+async def read_bytes_async(uri: str) -> bytes:
+    from . import _objstore
+
+    if _objstore.is_object_uri(uri):
+        return await _objstore.read_bytes_async(uri)
+    import anyio
+
+    return await anyio.to_thread.run_sync(read_bytes, uri)
+
+
+async def write_bytes_async(uri: str, data: bytes) -> None:
+    from . import _objstore
+
+    if _objstore.is_object_uri(uri):
+        await _objstore.write_bytes_async(uri, data)
+        return
+    import anyio
+
+    await anyio.to_thread.run_sync(write_bytes, uri, data)
+
+
+async def exists_async(uri: str) -> bool:
+    from . import _objstore
+
+    if _objstore.is_object_uri(uri):
+        return await _objstore.exists_async(uri)
+    path = local_path(uri)
+    if path is None:
+        return False
+    import anyio
+
+    return await anyio.Path(path).exists()

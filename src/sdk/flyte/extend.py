@@ -115,6 +115,16 @@ def report_link(label: str, url: str) -> None:
     _require_context("report_link").action.links[label] = url
 
 
+def in_remote_pod() -> bool:
+    """Whether this process runs a call of a remote run, in a pod the Kubernetes tier (or an operator, for it)
+    started: a plugin then uses the engine the pod was given (spark-submit's session, RAY_ADDRESS...)."""
+    import os
+
+    from ._k8s.settings import SETTINGS_ENV
+
+    return bool(os.environ.get(SETTINGS_ENV))
+
+
 def omit_outputs() -> None:
     """In a ``python -m flyte.runtime`` process whose value is not the task's (one replica of several, where another
     one's value counts: a PyTorchJob's workers beside its master), write no outputs: the call's outcome is the

@@ -7,7 +7,6 @@ the storage and namespace, and the output says so.
 
 from __future__ import annotations
 
-import hashlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +14,7 @@ import cloudpickle
 
 from .names import label_value
 from .resources import resource_for
-from .session import build_call
+from .session import build_call, bundle_location, task_location
 from .settings import KubernetesSettings, current
 
 PLACEHOLDER_STORAGE = "s3://my-bucket/flyte"
@@ -35,15 +34,15 @@ def manifests(task: Any, *args: Any, run_name: str = "dry-run", **kwargs: Any) -
     task.interface.bind(args, kwargs)  # the arguments are checked as a run would check them
     run_prefix = f"{settings.storage_uri}/runs/{run_name}"
     bundle = build_bundle()
-    bundle_uri = f"{settings.storage_uri}/bundles/{bundle.digest}.zip" if bundle else None
-    task_uri = f"{run_prefix}/tasks/{hashlib.sha256(cloudpickle.dumps(task)).hexdigest()[:24]}.pkl"
+    bundle_uri = bundle_location(settings.storage_uri, bundle.digest) if bundle else None
+    task_uri = task_location(run_prefix, cloudpickle.dumps(task))
     run = SimpleNamespace(name=label_value(run_name), raw_data_path=f"{run_prefix}/data",
                           options=SimpleNamespace(env_vars={}))
     action = Action("a1", task.name, None)
     resource = resource_for(task, settings)
     call, _ = build_call(settings, run, task, action, 1, resource, task_uri=task_uri, bundle_uri=bundle_uri,
                          owner_references=[], root=True, run_prefix=run_prefix)
-    return resource.build(call), configured
+    return [resource.build(call)], configured
 
 
 def to_yaml(documents: list[dict[str, Any]], configured: bool = True) -> str:

@@ -30,7 +30,6 @@ class Informer:
         self.stall_timeout = stall_timeout
         self.objects: dict[str, dict[str, Any]] = {}
         self.deleted: set[str] = set()
-        self.synced = asyncio.Event()
         self._on_change = on_change
         self._version = ""
         self._task: asyncio.Task[None] | None = None
@@ -82,7 +81,6 @@ class Informer:
             self.deleted.add(name)
         self.objects = fresh
         self._version = listed.get("metadata", {}).get("resourceVersion", "")
-        self.synced.set()
         self._notify()
 
     async def _run(self) -> None:

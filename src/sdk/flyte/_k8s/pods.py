@@ -172,9 +172,9 @@ def image_of(task: Any, settings: KubernetesSettings | None) -> str:
         from .._image import Image
 
         return Image.from_debian_base().uri
-    if isinstance(image, str):
+    if isinstance(image, str):  # a name flyte.init(images=...) gave a URI, or the URI itself
         from .._initialize import initialized
 
-        named = (initialized() or None) and initialized().images.get(image)  # type: ignore[union-attr]
-        return named or image
+        config = initialized()
+        return config.images.get(image, image) if config is not None else image
     return str(image.uri)

@@ -34,8 +34,8 @@ class KubernetesResource:
     plural: ClassVar[str]
     name_limit: ClassVar[int] = JOB_NAME_LIMIT
 
-    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
-        """The manifests of the call: the main object first (the one watched and deleted), then any it needs."""
+    def build(self, call: RemoteCall) -> dict[str, Any]:
+        """The manifest of the call's object (the one created, watched and deleted)."""
         raise NotImplementedError
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
@@ -78,7 +78,7 @@ class JobResource(KubernetesResource):
     kind = "Job"
     plural = "jobs"
 
-    def build(self, call: RemoteCall) -> list[dict[str, Any]]:
+    def build(self, call: RemoteCall) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "backoffLimit": 0,
             "completions": 1,
@@ -86,7 +86,7 @@ class JobResource(KubernetesResource):
             "ttlSecondsAfterFinished": call.settings.ttl_seconds_after_finished,
             "template": call.pod_template(),
         }
-        return [{"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}]
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 
     def outcome(self, obj: dict[str, Any]) -> Outcome | None:
         return condition_outcome(obj, "Complete", "Failed")
@@ -119,14 +119,19 @@ def resource_for(task: Any, settings: Any = None) -> KubernetesResource:
     config = task.settings.plugin_config
     if config is None or getattr(settings, "plugin_resources", "operators") == "embedded":
         return JobResource()
-    for attempt in range(2):
-        for config_type, resource in reversed(_registry):
-            if isinstance(config, config_type):
-                return resource.variant(settings) if resource.handles(config) else JobResource()
-        if attempt == 0:
-            _load_plugin_resources(config)
-    # No operator resource for this plugin: its pod runs the engine embedded, as it runs on this machine.
-    return JobResource()
+    resource = _registered(config)
+    if resource is None:
+        _load_plugin_resources(config)
+        resource = _registered(config)
+    if resource is None or not resource.handles(config):
+        # No operator resource for this plugin (or this config, e.g. attached to a cluster): a Job whose pod runs
+        # the engine as it runs on this machine.
+        return JobResource()
+    return resource.variant(settings)
+
+
+def _registered(config: Any) -> KubernetesResource | None:
+    return next((resource for config_type, resource in reversed(_registry) if isinstance(config, config_type)), None)
 
 
 def _load_plugin_resources(config: Any) -> None:

@@ -34,7 +34,7 @@ import msgspec
 from .. import _objstore, _storage
 from ..errors import MaxQueuedTimeExceededError, RuntimeSystemError, RuntimeUserError
 from .client import ApiError, Kube
-from .failures import IMMEDIATE, exit_error, start_error, start_problem
+from .failures import IMMEDIATE, describe_event, exit_error, start_error, start_problem
 from .informer import Informer
 from .logs import LogFollower, previous_log, terminal_sink
 from .names import ACTION_LABEL, ATTEMPT_LABEL, PRIMARY_LABEL, RUN_LABEL, call_labels, label_value, object_name
@@ -46,26 +46,6 @@ log = logging.getLogger("flyte.k8s")
 DELETE_DEADLINE_S = 60.0
 BACKSTOP_S = 10.0  # how often a waiting call GETs its object, whatever the watch says
 RESULT_GRACE_S = 10.0  # how long an object that says it is done may wait for its outputs to be visible
-
-
-async def read_uri(uri: str) -> bytes:
-    if _objstore.is_object_uri(uri):
-        return await _objstore.read_bytes_async(uri)
-    return await anyio.to_thread.run_sync(_storage.read_bytes, uri)
-
-
-async def write_uri(uri: str, data: bytes) -> None:
-    if _objstore.is_object_uri(uri):
-        await _objstore.write_bytes_async(uri, data)
-    else:
-        await anyio.to_thread.run_sync(_storage.write_bytes, uri, data)
-
-
-async def exists_uri(uri: str) -> bool:
-    if _objstore.is_object_uri(uri):
-        return await _objstore.exists_async(uri)
-    path = _storage.local_path(uri)
-    return path is not None and await anyio.Path(path).exists()
 
 
 class RemoteSession:
@@ -125,9 +105,9 @@ class RemoteSession:
                 if not bundle:
                     self._bundle_uri = ""
                 else:
-                    uri = f"{self.settings.storage_uri}/bundles/{bundle.digest}.zip"
-                    if not await exists_uri(uri):
-                        await write_uri(uri, bundle.archive.read_bytes())
+                    uri = bundle_location(self.settings.storage_uri, bundle.digest)
+                    if not await _storage.exists_async(uri):
+                        await _storage.write_bytes_async(uri, bundle.archive.read_bytes())
                     self._bundle_uri = uri
             return self._bundle_uri or None
 
@@ -136,8 +116,8 @@ class RemoteSession:
         uri = self._task_uris.get(id(task))
         if uri is None:
             data = cloudpickle.dumps(task)
-            uri = f"{self.run_prefix}/tasks/{hashlib.sha256(data).hexdigest()[:24]}.pkl"
-            await write_uri(uri, data)
+            uri = task_location(self.run_prefix, data)
+            await _storage.write_bytes_async(uri, data)
             self._task_uris[id(task)] = uri
         return uri
 
@@ -153,19 +133,16 @@ class RemoteSession:
         resource = resource_for(task, self.settings)
         attempt = action.attempts
         base = f"{self.run_prefix}/{action.name}/{attempt}"
-        await write_uri(f"{base}/inputs.msgpack", msgspec.msgpack.encode(encoded))
+        await _storage.write_bytes_async(f"{base}/inputs.msgpack", msgspec.msgpack.encode(encoded))
         task_uri, bundle_uri = await asyncio.gather(self.task_uri(task), self.bundle_uri())
         call, outputs_uri = self.build_call(task, action, attempt, resource, task_uri=task_uri, bundle_uri=bundle_uri)
-        manifests = resource.build(call)
+        manifest = resource.build(call)
         objects = self.informer(resource.collection_path(self.namespace))
         self.informer(f"/api/v1/namespaces/{self.namespace}/pods")
         action.links[resource.kind] = f"{self.namespace}/{call.name}"
         done = False
         try:
-            created = await self._create(resource, manifests[0])
-            objects.store(created)
-            for extra in manifests[1:]:
-                await self._create_dependent(created, extra)
+            objects.store(await self._create(resource, manifest))
             output = await self._supervise(resource, call, outputs_uri, action)
             done = True
             return output
@@ -198,20 +175,6 @@ class RemoteSession:
             return await self.kube.create(resource.collection_path(self.namespace), manifest)
         raise RuntimeSystemError("NameConflict", f"{resource.kind} {self.namespace}/{name} exists and belongs to "
                                                  f"another run ({labels.get(RUN_LABEL)!r})")
-
-    async def _create_dependent(self, owner: dict[str, Any], manifest: dict[str, Any]) -> None:
-        meta = owner["metadata"]
-        manifest.setdefault("metadata", {}).setdefault("ownerReferences", []).append({
-            "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True})
-        group_version = manifest["apiVersion"]
-        base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
-        plural = manifest["kind"].lower() + "s"
-        try:
-            await self.kube.create(f"{base}/namespaces/{self.namespace}/{plural}", manifest)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
 
     def _primary_pod(self, call: RemoteCall) -> dict[str, Any] | None:
         pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"].objects
@@ -267,7 +230,7 @@ class RemoteSession:
                     raise MaxQueuedTimeExceededError(
                         f"{action.task_name} (action {action.name}): {resource.kind} {call.name} did not start "
                         f"within pending_timeout={self.settings.pending_timeout:g}s" +
-                        "".join(f"\n{line}" for line in map(_event_line, await self._events(name))))
+                        "".join(f"\n{describe_event(e)}" for e in await self._events(name)))
                 if now - last_backstop >= BACKSTOP_S:
                     last_backstop = now
                     await objects.refresh(call.name)
@@ -284,9 +247,9 @@ class RemoteSession:
         deadline = time.monotonic() + RESULT_GRACE_S
         while True:
             with contextlib.suppress(FileNotFoundError):
-                return await read_uri(f"{outputs_uri}/{OUTPUTS_FILE}")
+                return await _storage.read_bytes_async(f"{outputs_uri}/{OUTPUTS_FILE}")
             with contextlib.suppress(FileNotFoundError):
-                raise error_from_document(await read_uri(f"{outputs_uri}/{ERROR_FILE}"))
+                raise error_from_document(await _storage.read_bytes_async(f"{outputs_uri}/{ERROR_FILE}"))
             failed = (outcome is not None and not outcome.succeeded) or \
                 ((pod or {}).get("status") or {}).get("phase") == "Failed"
             if failed or time.monotonic() > deadline:
@@ -366,6 +329,16 @@ class RemoteSession:
                 await anyio.to_thread.run_sync(_remove_all_but_data, path)
 
 
+def bundle_location(storage_uri: str, digest: str) -> str:
+    """Where a code bundle lives on the store: by content, shared by every run."""
+    return f"{storage_uri}/bundles/{digest}.zip"
+
+
+def task_location(run_prefix: str, pickled: bytes) -> str:
+    """Where a run's pickled task lives on the store: by content."""
+    return f"{run_prefix}/tasks/{hashlib.sha256(pickled).hexdigest()[:24]}.pkl"
+
+
 def build_call(settings: KubernetesSettings, run: Any, task: Any, action: Any, attempt: int,
                resource: KubernetesResource, *, task_uri: str, bundle_uri: str | None,
                owner_references: list[dict[str, Any]], root: bool, run_prefix: str) -> tuple[RemoteCall, str]:
@@ -412,9 +385,3 @@ def _container_started(pod: dict[str, Any], container: str) -> bool:
 
 def _pod_done(pod: dict[str, Any] | None) -> bool:
     return pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def _event_line(event: dict[str, Any]) -> str:
-    from .failures import describe_event
-
-    return describe_event(event)
