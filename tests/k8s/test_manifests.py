@@ -163,3 +163,35 @@ async def test_a_watch_whose_server_is_unreachable_backs_off(tmp_path):
         await kube.close()
     # Each failed watch waits longer (0.2 s, 0.4 s, ...): a handful of tries in 2 s, not thousands.
     assert 1 <= informer.resumes <= 8
+
+
+async def test_each_task_object_is_pickled_as_itself_even_when_ids_are_reused(tmp_path):
+    """A call's ``override()`` copy is freed once the call ends, and CPython soon hands its id to the next one: the
+    session once cached pickles by bare id and ran the earlier task with the later call's inputs."""
+    import gc
+    import types
+
+    import cloudpickle
+
+    from flyte._k8s.session import RemoteSession
+
+    env = flyte.TaskEnvironment(name="ids")
+
+    @env.task
+    async def first(n: int) -> int:
+        return n
+
+    @env.task
+    async def second() -> int:
+        return 0
+
+    run = types.SimpleNamespace(name="r-ids", scratch={})
+    session = RemoteSession(KubernetesSettings(storage=f"file://{tmp_path}"), run, kube=None)
+    for _ in range(50):  # copies made and dropped in turn, as a driver's sequential override() calls do
+        for task in (first, second):
+            copy = task.override(retries=1)
+            uri = await session.task_uri(copy)
+            name = cloudpickle.loads(Path(uri.removeprefix("file://")).read_bytes()).name
+            assert name == task.name
+            del copy
+            gc.collect()

@@ -59,7 +59,7 @@ class RemoteSession:
         self._changed = asyncio.Event()
         self._bundle_uri: str | None = run.scratch.get("k8s_bundle_uri")
         self._bundle_lock = asyncio.Lock()
-        self._task_uris: dict[int, str] = {}
+        self._task_uris: dict[int, tuple[Any, str]] = {}
         self._deletions: set[asyncio.Task[None]] = set()
         self.owner_references = _caller_pod_reference()
         self.in_pod = bool(self.owner_references)
@@ -113,12 +113,15 @@ class RemoteSession:
 
     async def task_uri(self, task: Any) -> str:
         """The task, cloudpickled (by value when defined in ``__main__`` or a notebook), on the store."""
-        uri = self._task_uris.get(id(task))
-        if uri is None:
-            data = cloudpickle.dumps(task)
-            uri = task_location(self.run_prefix, data)
-            await _storage.write_bytes_async(uri, data)
-            self._task_uris[id(task)] = uri
+        # Keyed by identity, holding the task: a freed ``override()`` copy's id is soon another task's, and a
+        # bare id key once gave a later call the earlier call's task.
+        known = self._task_uris.get(id(task))
+        if known is not None:
+            return known[1]
+        data = cloudpickle.dumps(task)
+        uri = task_location(self.run_prefix, data)
+        await _storage.write_bytes_async(uri, data)
+        self._task_uris[id(task)] = (task, uri)
         return uri
 
     # -- one attempt ------------------------------------------------------------------------------------------
