@@ -10,7 +10,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-ENGINES = ("spark", "ray", "dask", "torch", "k8s")
+ENGINES = ("spark", "ray", "dask", "torch", "mpi", "tensorflow", "slurm", "databricks", "k8s")
 FIND_LINKS = ["--find-links", "/opt/wheels"] if os.path.isdir("/opt/wheels") else []
 
 

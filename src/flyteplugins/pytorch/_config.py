@@ -7,88 +7,27 @@ single-node elastic job with ``1 + worker.replicas`` processes.
 
 from __future__ import annotations
 
-import enum
 import re
 from typing import Any
 
 import msgspec
 
 from flyte import Resources
-from flyte.extend import ConfigMeta, resources_from_v1
+from flyte.extend import ConfigMeta
+from flyteplugins.kubeflow.config import (
+    CleanPodPolicy,
+    RestartPolicy,
+    RunPolicy,
+    check_optional_count,
+    check_optional_seconds,
+    check_replica,
+)
+
+__all__ = ["CleanPodPolicy", "Elastic", "Master", "NcclSettings", "PyTorch", "RestartPolicy", "RunPolicy", "Worker"]
 
 RDZV_BACKENDS = ("c10d", "static", "etcd", "etcd-v2")
 START_METHODS = ("spawn", "fork", "forkserver")
 _ENDPOINT = re.compile(r"^\[?[A-Za-z0-9_.:\-]+\]?(:\d{1,5})?$")
-
-
-class CleanPodPolicy(enum.Enum):
-    """Which pods the Kubeflow operator deletes when the job ends."""
-
-    NONE = "None"
-    ALL = "All"
-    RUNNING = "Running"
-
-
-class RestartPolicy(enum.Enum):
-    """When the Kubeflow operator restarts a replica's pod."""
-
-    ALWAYS = "Always"
-    FAILURE = "OnFailure"
-    NEVER = "Never"
-
-
-def _check_optional_count(owner: str, name: str, value: Any, minimum: int = 0) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner}.{name}: expected an int or None, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{owner}.{name}: must be >= {minimum}, got {value}")
-
-
-def _check_optional_seconds(owner: str, name: str, value: Any, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{owner}.{name}: expected seconds as a number or None, got {type(value).__name__}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{owner}.{name}: must be {'>= 0' if allow_zero else '> 0'} seconds, got {value}")
-
-
-def _check_resources(owner: str, replica: Any, name: str) -> None:
-    """``requests``/``limits`` as ``flyte.Resources``, or as the v1 maps the seeds use (``{"cpu": "2"}``), which
-    become ``flyte.Resources``."""
-    value = getattr(replica, name)
-    if isinstance(value, dict):
-        converted = resources_from_v1(owner, None, value if name == "requests" else None,
-                                      value if name == "limits" else None)
-        msgspec.structs.force_setattr(replica, name, converted)
-    elif value is not None and not isinstance(value, Resources):
-        raise TypeError(f"{owner}.{name}: expected flyte.Resources, a dict such as {{'cpu': '2', 'memory': '4Gi'}}, "
-                        f"or None, got {type(value).__name__}")
-
-
-class RunPolicy(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
-    """Lifecycle policy of a Kubeflow job.
-
-    On this machine ``active_deadline_seconds`` is enforced (the whole job is stopped and the task fails when it
-    runs longer); the pod-related fields take effect on Kubernetes only.
-    """
-
-    __positional__ = ("clean_pod_policy", "ttl_seconds_after_finished", "active_deadline_seconds", "backoff_limit")
-
-    clean_pod_policy: CleanPodPolicy | None = None
-    ttl_seconds_after_finished: int | None = None
-    active_deadline_seconds: int | None = None
-    backoff_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.clean_pod_policy is not None and not isinstance(self.clean_pod_policy, CleanPodPolicy):
-            raise TypeError(f"RunPolicy.clean_pod_policy: expected a CleanPodPolicy (NONE, ALL, RUNNING), "
-                            f"got {self.clean_pod_policy!r}")
-        _check_optional_count("RunPolicy", "ttl_seconds_after_finished", self.ttl_seconds_after_finished)
-        _check_optional_count("RunPolicy", "active_deadline_seconds", self.active_deadline_seconds, minimum=1)
-        _check_optional_count("RunPolicy", "backoff_limit", self.backoff_limit)
 
 
 class Master(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
@@ -100,7 +39,7 @@ class Master(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     restart_policy: RestartPolicy | None = None
 
     def __post_init__(self) -> None:
-        _check_replica("Master", self)
+        check_replica("Master", self)
 
 
 class Worker(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
@@ -113,21 +52,11 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
     restart_policy: RestartPolicy | None = None
 
     def __post_init__(self) -> None:
-        _check_replica("Worker", self)
+        check_replica("Worker", self)
         if isinstance(self.replicas, bool) or not isinstance(self.replicas, int):
             raise TypeError(f"Worker.replicas: expected an int, got {type(self.replicas).__name__}")
         if self.replicas < 0:
             raise ValueError(f"Worker.replicas: must be >= 0, got {self.replicas}")
-
-
-def _check_replica(owner: str, replica: Master | Worker) -> None:
-    if replica.image is not None and (not isinstance(replica.image, str) or not replica.image):
-        raise ValueError(f"{owner}.image: expected a non-empty image name or None, got {replica.image!r}")
-    _check_resources(owner, replica, "requests")
-    _check_resources(owner, replica, "limits")
-    if replica.restart_policy is not None and not isinstance(replica.restart_policy, RestartPolicy):
-        raise TypeError(f"{owner}.restart_policy: expected a RestartPolicy (ALWAYS, FAILURE, NEVER), "
-                        f"got {replica.restart_policy!r}")
 
 
 class NcclSettings(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
@@ -140,12 +69,12 @@ class NcclSettings(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMe
     nccl_enable_monitoring: bool | None = None
 
     def _check_nccl(self, owner: str) -> None:
-        _check_optional_count(owner, "nccl_heartbeat_timeout_sec", self.nccl_heartbeat_timeout_sec, minimum=1)
+        check_optional_count(owner, "nccl_heartbeat_timeout_sec", self.nccl_heartbeat_timeout_sec, minimum=1)
         value = self.nccl_async_error_handling
         if value is not None and not isinstance(value, bool) and (not isinstance(value, int) or value not in (0, 1, 2, 3)):
             raise ValueError(f"{owner}.nccl_async_error_handling: {value!r}; allowed: None, True, False or a mode "
                              "0 (off), 1 (tear down), 2 (clean up only), 3 (skip clean up)")
-        _check_optional_seconds(owner, "nccl_collective_timeout_sec", self.nccl_collective_timeout_sec)
+        check_optional_seconds(owner, "nccl_collective_timeout_sec", self.nccl_collective_timeout_sec)
         if self.nccl_enable_monitoring is not None and not isinstance(self.nccl_enable_monitoring, bool):
             raise TypeError(f"{owner}.nccl_enable_monitoring: expected True, False or None, "
                             f"got {self.nccl_enable_monitoring!r}")
@@ -226,10 +155,10 @@ class Elastic(NcclSettings, frozen=True, kw_only=True):  # type: ignore[metaclas
                     raise ValueError(f"Elastic.rdzv_configs[{key!r}]: expected seconds > 0, got {value!r}")
         if self.start_method not in START_METHODS:
             raise ValueError(f"Elastic.start_method: {self.start_method!r}; allowed: {', '.join(START_METHODS)}")
-        _check_optional_seconds("Elastic", "monitor_interval", self.monitor_interval)
+        check_optional_seconds("Elastic", "monitor_interval", self.monitor_interval)
         if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
             raise ValueError(f"Elastic.max_restarts: expected an int >= 0, got {self.max_restarts!r}")
-        _check_optional_seconds("Elastic", "zombie_watchdog_interval_sec", self.zombie_watchdog_interval_sec)
+        check_optional_seconds("Elastic", "zombie_watchdog_interval_sec", self.zombie_watchdog_interval_sec)
         if self.run_policy is not None and not isinstance(self.run_policy, RunPolicy):
             raise TypeError(f"Elastic.run_policy: expected a RunPolicy or None, got {type(self.run_policy).__name__}")
         self._check_nccl("Elastic")

@@ -18,36 +18,12 @@ from typing import Any
 
 from flyte._k8s.pods import RemoteCall
 from flyte._k8s.resources import KubernetesResource, Outcome, condition_outcome, register
+from flyteplugins.kubeflow.k8s import replica_resources, run_policy_spec
 
 from ._config import Elastic, PyTorch
 from ._nccl import nccl_environment
 
 CONTAINER = "pytorch"
-
-
-def _resources(requests: Any, limits: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for side, value in (("requests", requests), ("limits", limits)):
-        if isinstance(value, dict):
-            out[side] = {("nvidia.com/gpu" if k == "gpu" else k): str(v) for k, v in value.items()}
-        elif value is not None:
-            out[side] = value.requests() if side == "requests" else value.limits()
-    return out
-
-
-def _run_policy(policy: Any, call: RemoteCall) -> dict[str, Any]:
-    out: dict[str, Any] = {"ttlSecondsAfterFinished": call.settings.ttl_seconds_after_finished}
-    if policy is None:
-        return out
-    if policy.clean_pod_policy is not None:
-        out["cleanPodPolicy"] = policy.clean_pod_policy.value
-    if policy.ttl_seconds_after_finished is not None:
-        out["ttlSecondsAfterFinished"] = policy.ttl_seconds_after_finished
-    if policy.active_deadline_seconds is not None:
-        out["activeDeadlineSeconds"] = policy.active_deadline_seconds
-    if policy.backoff_limit is not None:
-        out["backoffLimit"] = policy.backoff_limit
-    return out
 
 
 class PyTorchJobResource(KubernetesResource):
@@ -81,7 +57,7 @@ class PyTorchJobResource(KubernetesResource):
 
     def build(self, call: RemoteCall) -> dict[str, Any]:
         config = call.task.plugin_config
-        spec: dict[str, Any] = {"runPolicy": _run_policy(config.run_policy, call)}
+        spec: dict[str, Any] = {"runPolicy": run_policy_spec(config.run_policy, call)}
         if isinstance(config, Elastic):
             low, high = config.node_range
             spec["elasticPolicy"] = {"minReplicas": low, "maxReplicas": high, "rdzvBackend": config.rdzv_backend,
@@ -95,12 +71,12 @@ class PyTorchJobResource(KubernetesResource):
             specs = {"Master": self._replica(
                 call, replicas=1, primary=True,
                 restart=master.restart_policy.value if master.restart_policy else "OnFailure", image=master.image,
-                resources=_resources(master.requests, master.limits))}
+                resources=replica_resources(master.requests, master.limits))}
             if worker.replicas:
                 specs["Worker"] = self._replica(
                     call, replicas=worker.replicas, primary=False,
                     restart=worker.restart_policy.value if worker.restart_policy else "OnFailure",
-                    image=worker.image, resources=_resources(worker.requests, worker.limits))
+                    image=worker.image, resources=replica_resources(worker.requests, worker.limits))
             spec["pytorchReplicaSpecs"] = specs
         return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 
@@ -144,7 +120,7 @@ class TrainJobResource(KubernetesResource):
             resources = container.get("resources")
         else:
             nodes, per_node = 1 + config.worker.replicas, 1
-            resources = _resources(config.master.requests, config.master.limits) or container.get("resources")
+            resources = replica_resources(config.master.requests, config.master.limits) or container.get("resources")
         trainer: dict[str, Any] = {"image": container["image"], "command": container["command"],
                                    "args": container["args"], "env": [*container.get("env", []), *nccl],
                                    "numNodes": nodes, "numProcPerNode": per_node}

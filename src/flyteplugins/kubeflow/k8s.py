@@ -1,0 +1,32 @@
+"""The manifest pieces every Kubeflow job shares: ``runPolicy`` and a replica's container resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def replica_resources(requests: Any, limits: Any) -> dict[str, Any]:
+    """A container's ``resources`` from a replica's ``requests``/``limits`` (``flyte.Resources`` or v1 maps)."""
+    out: dict[str, Any] = {}
+    for side, value in (("requests", requests), ("limits", limits)):
+        if isinstance(value, dict):
+            out[side] = {("nvidia.com/gpu" if k == "gpu" else k): str(v) for k, v in value.items()}
+        elif value is not None:
+            out[side] = value.requests() if side == "requests" else value.limits()
+    return out
+
+
+def run_policy_spec(policy: Any, call: Any) -> dict[str, Any]:
+    """``spec.runPolicy``: the settings' TTL unless the policy names one."""
+    out: dict[str, Any] = {"ttlSecondsAfterFinished": call.settings.ttl_seconds_after_finished}
+    if policy is None:
+        return out
+    if policy.clean_pod_policy is not None:
+        out["cleanPodPolicy"] = policy.clean_pod_policy.value
+    if policy.ttl_seconds_after_finished is not None:
+        out["ttlSecondsAfterFinished"] = policy.ttl_seconds_after_finished
+    if policy.active_deadline_seconds is not None:
+        out["activeDeadlineSeconds"] = policy.active_deadline_seconds
+    if policy.backoff_limit is not None:
+        out["backoffLimit"] = policy.backoff_limit
+    return out
