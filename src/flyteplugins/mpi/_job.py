@@ -1,0 +1,51 @@
+"""The files through which the task process and the ranks of one call talk.
+
+A job directory holds ``payload.pkl`` (the function, its inputs and the task context, cloudpickled, read by every
+rank), ``hostfile`` (the local slots), ``result.pkl`` (rank 0's value, cloudpickled), ``error-<rank>.pkl`` (a rank's
+exception, message and traceback) and ``tmp/`` (``TMPDIR`` of ``mpirun`` and the ranks: Open MPI's session
+directory goes with the job).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+PAYLOAD = "payload.pkl"
+RESULT = "result.pkl"
+HOSTFILE = "hostfile"
+TMP = "tmp"
+
+
+def error_file(job_dir: str, rank: int) -> str:
+    return os.path.join(job_dir, f"error-{rank}.pkl")
+
+
+def error_documents(job_dir: str) -> dict[int, dict[str, Any]]:
+    """Each failed rank's report, by rank."""
+    documents = {}
+    for entry in os.listdir(job_dir):
+        if entry.startswith("error-") and entry.endswith(".pkl"):
+            try:
+                document = read_pickle(os.path.join(job_dir, entry))
+            except Exception:
+                continue
+            documents[int(document["rank"])] = document
+    return documents
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    staging = f"{path}.{os.getpid()}.tmp"
+    with open(staging, "wb") as handle:
+        handle.write(data)
+    os.replace(staging, path)
+
+
+def write_pickle(path: str, value: Any) -> None:
+    write_atomically(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def read_pickle(path: str) -> Any:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
