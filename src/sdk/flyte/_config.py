@@ -502,6 +502,8 @@ def resources_from_v1(owner: str, resources: Resources | None, requests: dict[st
         request, limit = (requests or {}).get(key), (limits or {}).get(key)
         if name in ("gpu", "disk"):
             fields[name] = limit if limit is not None else request
+            if name == "gpu" and isinstance(fields[name], str) and fields[name].isdigit():
+                fields[name] = int(fields[name])  # Kubernetes quantities are strings: "nvidia.com/gpu": "1"
         elif request is not None and limit is not None and request != limit:
             fields[name] = (request, limit)
         else:
