@@ -15,11 +15,12 @@ from ._config import HorovodJob, MPIJob, horovod_environment
 RANK_MODULE = "flyteplugins.mpi._rank"
 JOB_ENV = "FLYTE_MPI_JOB"  # set on mpirun and inherited by every rank: finds strays by job
 
-# What the launcher of a Kubernetes MPIJob runs before the rank command (as flytekit's MPI plugin): no binding
-# (pods share nodes), slot mapping, the environment the ranks need exported to the worker pods, and the ob1 PML
-# over TCP/shared memory (no InfiniBand verbs in ordinary pods).
-KUBERNETES_MPIRUN = ["mpirun", "--allow-run-as-root", "-bind-to", "none", "-map-by", "slot", "-x", "LD_LIBRARY_PATH",
-                     "-x", "PATH", "-x", "NCCL_DEBUG=INFO", "-mca", "pml", "ob1", "-mca", "btl", "^openib"]
+# What the launcher of a Kubernetes MPIJob runs before the rank command (flytekit's MPI plugin's options): no
+# binding (pods share nodes), slot mapping, the environment the ranks need exported to the worker pods, and the ob1
+# PML over TCP/shared memory (no InfiniBand verbs in ordinary pods). Spelled with two dashes: Open MPI 5's prterun
+# reads flytekit's "-bind-to none" as other options and fails.
+KUBERNETES_MPIRUN = ["mpirun", "--allow-run-as-root", "--bind-to", "none", "--map-by", "slot", "-x", "LD_LIBRARY_PATH",
+                     "-x", "PATH", "-x", "NCCL_DEBUG=INFO", "--mca", "pml", "ob1", "--mca", "btl", "^openib"]
 
 
 def mpirun_executable() -> str:

@@ -22,6 +22,7 @@ Read from ``flyte.init(kubernetes=...)`` or the ``kubernetes:`` section of flyte
                                       # RayJob, DaskJob, PyTorchJob); "embedded": a Job whose pod runs the engine
       pytorch_resource: PyTorchJob    # or TrainJob (Kubeflow Trainer v2) with runtimeRef training_runtime
       training_runtime: torch-distributed
+      mpi_operator: mpi-operator      # MPIJob kubeflow.org/v2beta1; "training-operator": the v1 MPIJob
       remote: true                    # flyte.run goes to the cluster without with_runcontext(mode="remote")
 
 Nothing here imports kubernetes_asyncio or obstore.
@@ -65,6 +66,7 @@ class KubernetesSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     plugin_resources: str = "operators"
     pytorch_resource: str = "PyTorchJob"
     training_runtime: str = "torch-distributed"
+    mpi_operator: str = "mpi-operator"
     remote: bool = False
 
     def __post_init__(self) -> None:
@@ -94,6 +96,9 @@ class KubernetesSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
         if self.pytorch_resource not in ("PyTorchJob", "TrainJob"):
             raise ValueError(f"kubernetes.pytorch_resource: {self.pytorch_resource!r}; allowed: 'PyTorchJob', "
                              "'TrainJob'")
+        if self.mpi_operator not in ("mpi-operator", "training-operator"):
+            raise ValueError(f"kubernetes.mpi_operator: {self.mpi_operator!r}; allowed: 'mpi-operator' (MPIJob "
+                             "kubeflow.org/v2beta1), 'training-operator' (MPIJob kubeflow.org/v1)")
         if not _is_subdomain(self.training_runtime):
             raise ValueError(f"kubernetes.training_runtime: {self.training_runtime!r} is not a valid name")
         if self.watch_timeout < 1 or self.watch_stall_timeout <= 0:
