@@ -76,8 +76,9 @@ class MPIJobResource(KubernetesResource):
         launcher_env = {"PRTE_MCA_prte_default_hostfile": HOSTFILE,  # Open MPI 5 reads this name, not orte's
                         **horovod_environment(config)}
         extra = [{"name": k, "value": v} for k, v in launcher_env.items()]
+        # The launcher runs once, like a plain call's Job (backoffLimit 0): the SDK's retries make new attempts.
         launcher_template = call.pod_template(
-            restart_policy=_restart(launcher.restart_policy, "OnFailure"), primary=True, container_name=CONTAINER,
+            restart_policy=_restart(launcher.restart_policy, "Never"), primary=True, container_name=CONTAINER,
             command=self.launcher_command(call, config, launcher_env), args=[], extra_env=extra,
             resources=replica_resources(launcher.requests, launcher.limits) or None)
         worker_template = call.pod_template(
@@ -88,14 +89,14 @@ class MPIJobResource(KubernetesResource):
             if replica.image:
                 template["spec"]["containers"][0]["image"] = replica.image
         specs = {
-            "Launcher": {"replicas": 1, "restartPolicy": _restart(launcher.restart_policy, "OnFailure"),
+            "Launcher": {"replicas": 1, "restartPolicy": _restart(launcher.restart_policy, "Never"),
                          "template": launcher_template},
             "Worker": {"replicas": config.worker_replicas, "restartPolicy": _restart(worker.restart_policy,
                                                                                     "OnFailure"),
                        "template": worker_template},
         }
-        spec: dict[str, Any] = {"slotsPerWorker": config.slots, "runPolicy": run_policy_spec(config.run_policy, call),
-                                "mpiReplicaSpecs": specs}
+        run_policy = {"backoffLimit": 0, **run_policy_spec(config.run_policy, call)}
+        spec: dict[str, Any] = {"slotsPerWorker": config.slots, "runPolicy": run_policy, "mpiReplicaSpecs": specs}
         spec.update(self.implementation())
         return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
 

@@ -86,6 +86,18 @@ def rank_environment(env: dict[str, str]) -> dict[str, str]:
     return {"RANK": rank, "WORLD_SIZE": size, "LOCAL_RANK": local_rank, "LOCAL_WORLD_SIZE": local_size}
 
 
+def abort_mpi() -> None:
+    """``MPI_Abort`` when this process initialised MPI through mpi4py: ranks waiting for it in a collective (or in
+    ``MPI_Finalize``, which Open MPI 5 makes collective) then stop at once instead of hanging."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None:
+        try:
+            if mpi.Is_initialized() and not mpi.Is_finalized():
+                mpi.COMM_WORLD.Abort(1)
+        except Exception:
+            pass
+
+
 def hostfile_text(config: MPIJob) -> str:
     """Every rank on this machine: one line with all the slots."""
     return f"localhost slots={config.num_procs}\n"

@@ -19,7 +19,7 @@ from typing import Any
 import cloudpickle
 
 from . import _job
-from ._launch import rank_environment
+from ._launch import abort_mpi, rank_environment
 
 
 def _die_with_parent() -> None:
@@ -64,15 +64,9 @@ def _write_error(job_dir: str, rank: int, exc: BaseException) -> None:
 
 
 def _abort_job() -> None:
-    """Stop every rank: ``MPI_Abort`` when this rank initialised MPI (others may wait on it in a collective), else
-    a non-zero exit, which makes ``mpirun`` stop the rest."""
-    mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is not None:
-        try:
-            if mpi.Is_initialized() and not mpi.Is_finalized():
-                mpi.COMM_WORLD.Abort(1)
-        except Exception:
-            pass
+    """Stop every rank: ``MPI_Abort`` when this rank initialised MPI, else a non-zero exit, which makes ``mpirun``
+    stop the rest."""
+    abort_mpi()
     os._exit(1)
 
 

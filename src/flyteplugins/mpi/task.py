@@ -23,6 +23,7 @@ On Kubernetes the call is an ``MPIJob`` of the MPI operator (see ``flyteplugins.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -45,7 +46,7 @@ from flyte.extend import (
 from . import _job
 from ._config import CleanPodPolicy, HorovodJob, Launcher, MPIJob, RestartPolicy, RunPolicy, Worker
 from ._errors import MPIJobError, error_from_job
-from ._launch import hostfile_text, local_command, local_environment, rank_environment
+from ._launch import abort_mpi, hostfile_text, local_command, local_environment, rank_environment
 from ._mpirun import MpirunProcess
 
 __all__ = [
@@ -97,7 +98,14 @@ class MPIFunctionTask(AsyncFunctionTaskTemplate):
             os.environ.update(rank_environment(dict(os.environ)))
             if os.environ["RANK"] != "0":
                 omit_outputs()
-            return await AsyncFunctionTaskTemplate.execute(self, *args, **kwargs)
+            try:
+                return await AsyncFunctionTaskTemplate.execute(self, *args, **kwargs)
+            except BaseException:
+                # After the runtime has written this rank's error document, abort the job rather than finalize
+                # (which would wait for ranks that wait for this one); registered last, this runs before mpi4py's
+                # own exit handler.
+                atexit.register(abort_mpi)
+                raise
         context = current_context.get()
         assert context is not None
         job: _Job = context.data[_JOB_KEY]

@@ -7,6 +7,8 @@ task really executes on the real engine, inside the double's pods (local process
 * :mod:`.ray` -- RayJob (``ray.io/v1``, KubeRay 1.x);
 * :mod:`.dask` -- DaskJob (``kubernetes.dask.org/v1``, dask-kubernetes operator);
 * :mod:`.pytorch` -- PyTorchJob (``kubeflow.org/v1``, kubeflow training-operator v1.x);
+* :mod:`.mpi` -- MPIJob (``kubeflow.org/v2beta1``, mpi-operator v0.8; ``kubeflow.org/v1``, training-operator);
+* :mod:`.tensorflow` -- TFJob (``kubeflow.org/v1``, kubeflow training-operator v1.x);
 
 all built on :mod:`.base` (reconcile loop, owned pods with controller ownerReferences, status subresource writes,
 TTLs, free ports on 127.0.0.1). An operator is started only when its CRD was loaded (``KubeDouble(crd_dir=...)``);
@@ -15,10 +17,12 @@ TTLs, free ports on 127.0.0.1). An operator is started only when its CRD was loa
 
 from .base import Operator
 from .dask import DaskJobOperator
+from .mpi import MPIJobOperator
 from .pytorch import PyTorchJobOperator
 from .ray import RayJobOperator
 from .spark import SparkApplicationOperator
+from .tensorflow import TFJobOperator
 
-ALL = (SparkApplicationOperator, RayJobOperator, DaskJobOperator, PyTorchJobOperator)
+ALL = (SparkApplicationOperator, RayJobOperator, DaskJobOperator, PyTorchJobOperator, MPIJobOperator, TFJobOperator)
 
-__all__ = ["ALL", "Operator", "DaskJobOperator", "PyTorchJobOperator", "RayJobOperator", "SparkApplicationOperator"]
+__all__ = ["ALL", "Operator", "DaskJobOperator", "MPIJobOperator", "PyTorchJobOperator", "RayJobOperator", "SparkApplicationOperator"]
