@@ -40,6 +40,9 @@ from flyte.extend import (
 )
 
 from ._config import GenericSparkConf, Spark
+from ._databricks import DatabricksFunctionTask
+from ._databricks_config import Databricks, DatabricksV2
+from ._databricks_errors import DatabricksApiError, DatabricksRunError, DatabricksRunTimeoutError
 from ._dataframe import DATAFRAME_ENCODER, ParquetDataFrame, rebind
 from ._errors import detach
 from ._runtime import JavaNotFoundError
@@ -58,6 +61,12 @@ from ._session import (
 from ._submit import SparkSubmitError, run_spark_submit
 
 __all__ = [
+    "Databricks",
+    "DatabricksApiError",
+    "DatabricksFunctionTask",
+    "DatabricksRunError",
+    "DatabricksRunTimeoutError",
+    "DatabricksV2",
     "GenericSparkConf",
     "GenericSparkTask",
     "JavaNotFoundError",
