@@ -1,0 +1,1 @@
+"""Slurm function tasks: ``flyteplugins.slurm.function.task``."""

@@ -1,0 +1,1 @@
+"""Slurm batch script tasks: ``flyteplugins.slurm.script.task``."""
