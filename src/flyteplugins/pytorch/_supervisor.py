@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import anyio
 
-from . import _procfs
+from flyteplugins.kubeflow import procfs as _procfs
+
 from ._errors import ZombieWorkersError
 
 JOB_ENV = "FLYTE_PYTORCH_JOB"  # set on the launcher and inherited by every worker: finds strays by job
