@@ -1,4 +1,5 @@
-"""Shared test fixtures. Engine tests carry a marker (spark, ray, dask, torch, k8s, slow) so subsets can run."""
+"""Shared test fixtures. Engine tests carry a marker (spark, ray, dask, torch, mpi, tensorflow, slurm, databricks, k8s,
+slow) so subsets can run."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ def anyio_backend():
 
 
 def pytest_collection_modifyitems(items):
-    """Run ``async def`` tests on asyncio through anyio's pytest plugin, without marking each one."""
+    """Run ``async def`` tests on asyncio through anyio's pytest plugin, without marking each one; and run the Slurm
+    tests last: their cluster (munged, slurmctld, slurmd, sshd) is one per session and lives until the session ends,
+    so other suites' leak checks, which count this process's children, would see its daemons."""
     import inspect
 
     for item in items:
         function = getattr(item, "function", None)
         if function is not None and inspect.iscoroutinefunction(function):
             item.add_marker(pytest.mark.anyio)
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)  # stable: the order is kept otherwise
