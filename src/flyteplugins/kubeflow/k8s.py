@@ -1,8 +1,23 @@
-"""The manifest pieces every Kubeflow job shares: ``runPolicy`` and a replica's container resources."""
+"""What every Kubeflow job's resource shares: ``runPolicy``, a replica's container resources, and the status
+conditions (Created, Running, Restarting, Succeeded, Failed) that say when it started and how it ended."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from flyte._k8s.resources import KubernetesResource, Outcome, condition_outcome
+
+
+class KubeflowJobResource(KubernetesResource):
+    """A Kubeflow job kind (PyTorchJob, MPIJob, TFJob): started once its Running condition is True, ended by its
+    Succeeded or Failed condition."""
+
+    def started(self, obj: dict[str, Any]) -> bool:
+        return any(c.get("type") == "Running" and c.get("status") == "True"
+                   for c in (obj.get("status") or {}).get("conditions") or [])
+
+    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
+        return condition_outcome(obj, "Succeeded", "Failed")
 
 
 def replica_resources(requests: Any, limits: Any) -> dict[str, Any]:

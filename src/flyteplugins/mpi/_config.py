@@ -29,44 +29,38 @@ __all__ = ["CleanPodPolicy", "HorovodJob", "Launcher", "MPIJob", "RestartPolicy"
 HOROVOD_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "FATAL")
 
 
-class Launcher(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
+class _Replicas(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
+    """The fields of both replica groups, flytekit's: command, image, requests, limits, replicas, restart_policy."""
+
+    __positional__ = ("command", "image", "requests", "limits", "replicas", "restart_policy")
+
+    command: list[str] | None = None
+    image: str | None = None
+    requests: Resources | dict[str, str | int | float] | None = None
+    limits: Resources | dict[str, str | int | float] | None = None
+    replicas: int | None = None
+    restart_policy: RestartPolicy | None = None
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        check_replica(owner, self)
+        check_command(owner, self.command)
+        check_optional_count(owner, "replicas", self.replicas, minimum=1)
+
+
+class Launcher(_Replicas, frozen=True, kw_only=True):  # type: ignore[metaclass]
     """The launcher replica: it runs ``mpirun`` over the workers. ``command`` replaces that whole command line (the
     task's function is then not run; the task returns ``None``). Always one replica."""
 
-    __positional__ = ("command", "image", "requests", "limits", "replicas", "restart_policy")
-
-    command: list[str] | None = None
-    image: str | None = None
-    requests: Resources | dict[str, str | int | float] | None = None
-    limits: Resources | dict[str, str | int | float] | None = None
-    replicas: int | None = None
-    restart_policy: RestartPolicy | None = None
-
     def __post_init__(self) -> None:
-        check_replica("Launcher", self)
-        check_command("Launcher", self.command)
-        check_optional_count("Launcher", "replicas", self.replicas)
         if self.replicas is not None and self.replicas != 1:
             raise ValueError(f"Launcher.replicas: an MPI job has exactly 1 launcher, got {self.replicas}")
+        super().__post_init__()
 
 
-class Worker(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
+class Worker(_Replicas, frozen=True, kw_only=True):  # type: ignore[metaclass]
     """The worker replicas, each running ``slots`` ranks. ``command`` is the worker pods' command on Kubernetes
     (default: the operator's ``sshd``); the ranks themselves are what the launcher's ``mpirun`` starts."""
-
-    __positional__ = ("command", "image", "requests", "limits", "replicas", "restart_policy")
-
-    command: list[str] | None = None
-    image: str | None = None
-    requests: Resources | dict[str, str | int | float] | None = None
-    limits: Resources | dict[str, str | int | float] | None = None
-    replicas: int | None = None
-    restart_policy: RestartPolicy | None = None
-
-    def __post_init__(self) -> None:
-        check_replica("Worker", self)
-        check_command("Worker", self.command)
-        check_optional_count("Worker", "replicas", self.replicas, minimum=1)
 
 
 class MPIJob(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):

@@ -6,9 +6,8 @@ import re
 import signal
 from typing import Any
 
-import cloudpickle
-
-from flyte.errors import FlyteError, RemoteTaskError
+from flyte.errors import FlyteError
+from flyteplugins.kubeflow.local import exception_from_document
 
 # What Open MPI 5's prterun (and Open MPI 4's mpirun) print when a rank ends the job.
 _EXIT_CODE = re.compile(r"Process name:\s*\[[^\]]*?,(\d+)\]\s*Exit code:\s*(\d+)", re.S)
@@ -53,17 +52,7 @@ def error_from_job(task_name: str, documents: dict[int, dict[str, Any]], stderr:
         summary = f"{task_name}: rank {rank} of the MPI job (pid {document['pid']}) raised"
         if len(documents) > 1:
             summary += f"; ranks {', '.join(str(r) for r in sorted(documents) if r != rank)} raised too"
-        rebuilt = None
-        if document.get("exception") is not None:
-            try:
-                rebuilt = cloudpickle.loads(document["exception"])
-            except Exception:
-                rebuilt = None
-        if isinstance(rebuilt, BaseException):
-            rebuilt.add_note(summary)
-            rebuilt.add_note(f"Rank {rank} traceback:\n{document['traceback']}")
-            return rebuilt
-        return RemoteTaskError(document["type_name"], f"{document['message']} [{summary}]", document["traceback"])
+        return exception_from_document(document, summary, f"Rank {rank} traceback")
     message = f"{task_name}: the MPI job failed: {describe_exit(stderr, code)}"
     tail = _tail(stderr)
     if tail:

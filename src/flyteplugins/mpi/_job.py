@@ -9,8 +9,11 @@ directory goes with the job).
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Any
+
+from flyteplugins.kubeflow.local import read_pickle, write_atomically, write_pickle
+
+__all__ = ["error_documents", "error_file", "read_pickle", "write_atomically", "write_pickle"]
 
 PAYLOAD = "payload.pkl"
 RESULT = "result.pkl"
@@ -35,17 +38,3 @@ def error_documents(job_dir: str) -> dict[int, dict[str, Any]]:
     return documents
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    staging = f"{path}.{os.getpid()}.tmp"
-    with open(staging, "wb") as handle:
-        handle.write(data)
-    os.replace(staging, path)
-
-
-def write_pickle(path: str, value: Any) -> None:
-    write_atomically(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def read_pickle(path: str) -> Any:
-    with open(path, "rb") as handle:
-        return pickle.load(handle)

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from flyte._k8s.pods import RemoteCall
-from flyte._k8s.resources import KubernetesResource, Outcome, condition_outcome, register
-from flyteplugins.kubeflow.k8s import replica_resources, run_policy_spec
+from flyte._k8s.resources import KubernetesResource, register
+from flyteplugins.kubeflow.k8s import KubeflowJobResource, replica_resources, run_policy_spec
 
 from ._config import HorovodJob, MPIJob, horovod_environment
 from ._launch import kubernetes_launcher_command
@@ -45,7 +45,7 @@ def _exported(call: RemoteCall, extra: dict[str, str]) -> list[str]:
     return options
 
 
-class MPIJobResource(KubernetesResource):
+class MPIJobResource(KubeflowJobResource):
     api_version = "kubeflow.org/v2beta1"
     kind = "MPIJob"
     plural = "mpijobs"
@@ -57,10 +57,6 @@ class MPIJobResource(KubernetesResource):
         if getattr(settings, "mpi_operator", "mpi-operator") == "training-operator":
             return TrainingOperatorMPIJobResource()
         return self
-
-    def started(self, obj: dict[str, Any]) -> bool:
-        return any(c.get("type") == "Running" and c.get("status") == "True"
-                   for c in (obj.get("status") or {}).get("conditions") or [])
 
     def launcher_command(self, call: RemoteCall, config: MPIJob, extra: dict[str, str]) -> list[str]:
         program = [*call.command, *call.args]
@@ -102,9 +98,6 @@ class MPIJobResource(KubernetesResource):
 
     def implementation(self) -> dict[str, Any]:
         return {"mpiImplementation": "OpenMPI"}
-
-    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
-        return condition_outcome(obj, "Succeeded", "Failed")
 
 
 class TrainingOperatorMPIJobResource(MPIJobResource):

@@ -16,9 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import anyio
+
+from flyteplugins.kubeflow.local import poll_until
+
+from ._reaper import session_members
 
 _POLL_MIN, _POLL_MAX = 0.01, 0.1
 _TAIL_LINES = 200
@@ -27,25 +30,6 @@ _REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reaper.py")
 
 _live: set[MpirunProcess] = set()
 _live_lock = threading.Lock()
-
-
-def session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session ``sid`` (Linux ``/proc``; elsewhere only the leader is known)."""
-    if not os.path.isdir("/proc"):
-        return [sid]
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        # after "pid (comm)": state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
 
 
 class MpirunProcess:
@@ -96,11 +80,12 @@ class MpirunProcess:
             delay = min(delay * 1.5, _POLL_MAX)
 
     def kill_session(self) -> None:
-        for pid in session_members(self.pid):
+        """SIGKILL the reaper (the session's leader) and everything left in its session."""
+        for pid in [self.pid, *session_members(self.pid)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
-                pass
+                pass  # already gone (the reaper is reaped by poll(): its pid is not reused before that)
 
     async def stop(self, grace: float = 8.0) -> None:
         """SIGTERM the reaper (it stops the ranks, then mpirun, then kills the rest and reaps all of it), then
@@ -110,9 +95,9 @@ class MpirunProcess:
                 self.popen.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            await _poll_until(lambda: self.popen.poll() is not None, grace, 0.02)
+            await poll_until(lambda: self.popen.poll() is not None, grace, 0.02)
         self.kill_session()
-        await _poll_until(lambda: self.popen.poll() is not None and not session_members(self.pid), 5.0, 0.02)
+        await poll_until(lambda: self.popen.poll() is not None and not session_members(self.pid), 5.0, 0.02)
         with _live_lock:
             _live.discard(self)
 
@@ -123,14 +108,6 @@ class MpirunProcess:
             self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-
-
-async def _poll_until(condition: Callable[[], bool], limit: float, period: float) -> None:
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() >= end:
-            return
-        await anyio.sleep(period)
 
 
 @atexit.register

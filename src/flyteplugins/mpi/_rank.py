@@ -8,57 +8,23 @@ waiting for it in a collective stop at once instead of hanging.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import signal
 import sys
 import traceback
-from typing import Any
 
 import cloudpickle
+
+from flyteplugins.kubeflow.local import call_in_worker, die_with_parent, exception_document
 
 from . import _job
 from ._launch import abort_mpi, rank_environment
 
 
-def _die_with_parent() -> None:
-    """SIGKILL this rank when its ``prted``/``prterun`` parent dies (Linux), so no rank outlives its job."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def _call(payload: dict[str, Any]) -> Any:
-    from flyte.extend import worker_context
-
-    with worker_context(payload["context"], payload["data"]):
-        func, args, kwargs = payload["func"], payload["args"], payload["kwargs"]
-        if inspect.iscoroutinefunction(func):
-            return asyncio.run(func(*args, **kwargs))
-        return func(*args, **kwargs)
-
-
 def _write_error(job_dir: str, rank: int, exc: BaseException) -> None:
     try:
-        pickled: bytes | None = cloudpickle.dumps(exc)
-        cloudpickle.loads(pickled)
-    except Exception:  # an exception that cannot be rebuilt is reported by type name, message and traceback
-        pickled = None
-    document = {
-        "rank": rank,
-        "pid": os.getpid(),
-        "host": os.uname().nodename,
-        "type_name": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-        "exception": pickled,
-    }
-    try:
-        _job.write_pickle(_job.error_file(job_dir, rank), document)
+        _job.write_pickle(_job.error_file(job_dir, rank), exception_document(exc, rank=rank,
+                                                                             host=os.uname().nodename))
     except OSError:
         pass
 
@@ -71,13 +37,13 @@ def _abort_job() -> None:
 
 
 def main(job_dir: str) -> int:
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)  # its prted/prterun parent gone, no rank outlives the job
     os.environ.update(rank_environment(dict(os.environ)))
     rank = int(os.environ["RANK"])
     try:
         with open(os.path.join(job_dir, _job.PAYLOAD), "rb") as handle:
             payload = cloudpickle.load(handle)
-        value = _call(payload)
+        value = call_in_worker(payload)
         if rank == 0:
             try:
                 encoded = cloudpickle.dumps(value)

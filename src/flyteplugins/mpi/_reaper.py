@@ -31,8 +31,11 @@ def _prctl(option: int, value: int) -> None:
         pass
 
 
-def _session_members(sid: int) -> list[int]:
-    members = []
+def session_members(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session ``sid`` but its leader (Linux ``/proc``; elsewhere none are known)."""
+    members: list[int] = []
+    if not os.path.isdir("/proc"):
+        return members
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == sid:
             continue
@@ -83,7 +86,7 @@ def main(argv: list[str]) -> int:
                 break
             if pid == child:
                 code = os.waitstatus_to_exitcode(status)
-        others = [pid for pid in _session_members(me) if pid != child]
+        others = [pid for pid in session_members(me) if pid != child]
         if code is not None and not others:
             return code if code >= 0 else 128 - code
         if stop_requested and stop_started is None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import cloudpickle
-
-from flyte.errors import FlyteError, RemoteTaskError
+from flyte.errors import FlyteError
+from flyteplugins.kubeflow.local import exception_from_document
 
 SIGNAL_HINTS = {
     "SIGABRT": "an abort in native code: typically an NCCL collective timeout or desync caught by the watchdog, "
@@ -59,17 +58,7 @@ def error_from_failures(task_name: str, failures: list[dict[str, Any]]) -> BaseE
         summary += "; also " + "; ".join(others)
     document = cause.get("document")
     if document:
-        rebuilt = None
-        if document.get("exception") is not None:
-            try:
-                rebuilt = cloudpickle.loads(document["exception"])
-            except Exception:
-                rebuilt = None
-        if isinstance(rebuilt, BaseException):
-            rebuilt.add_note(summary)
-            rebuilt.add_note(f"Worker traceback (rank {cause['rank']}):\n{document['traceback']}")
-            return rebuilt
-        return RemoteTaskError(document["type_name"], f"{document['message']} [{summary}]", document["traceback"])
+        return exception_from_document(document, summary, f"Worker traceback (rank {cause['rank']})")
     message = summary
     if cause.get("message") and "To enable traceback" not in cause["message"]:
         message += f"\n{cause['message']}"

@@ -9,10 +9,13 @@ failures).
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Any
 
 import msgspec
+
+from flyteplugins.kubeflow.local import read_pickle, write_atomically, write_pickle
+
+__all__ = ["LaunchPlan", "error_file", "read_pickle", "write_atomically", "write_pickle"]
 
 PLAN = "plan.json"
 PAYLOAD = "payload.pkl"
@@ -37,17 +40,3 @@ def error_file(job_dir: str, rank: int, pid: int) -> str:
     return os.path.join(job_dir, f"error-{rank}-{pid}.pkl")
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    staging = f"{path}.{os.getpid()}.tmp"
-    with open(staging, "wb") as handle:
-        handle.write(data)
-    os.replace(staging, path)
-
-
-def write_pickle(path: str, value: Any) -> None:
-    write_atomically(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def read_pickle(path: str) -> Any:
-    with open(path, "rb") as handle:
-        return pickle.load(handle)

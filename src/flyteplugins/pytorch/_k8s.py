@@ -18,7 +18,7 @@ from typing import Any
 
 from flyte._k8s.pods import RemoteCall
 from flyte._k8s.resources import KubernetesResource, Outcome, condition_outcome, register
-from flyteplugins.kubeflow.k8s import replica_resources, run_policy_spec
+from flyteplugins.kubeflow.k8s import KubeflowJobResource, replica_resources, run_policy_spec
 
 from ._config import Elastic, PyTorch
 from ._nccl import nccl_environment
@@ -26,7 +26,7 @@ from ._nccl import nccl_environment
 CONTAINER = "pytorch"
 
 
-class PyTorchJobResource(KubernetesResource):
+class PyTorchJobResource(KubeflowJobResource):
     api_version = "kubeflow.org/v1"
     kind = "PyTorchJob"
     plural = "pytorchjobs"
@@ -41,10 +41,6 @@ class PyTorchJobResource(KubernetesResource):
         if getattr(settings, "pytorch_resource", "PyTorchJob") == "TrainJob":
             return TrainJobResource()
         return self
-
-    def started(self, obj: dict[str, Any]) -> bool:
-        return any(c.get("type") == "Running" and c.get("status") == "True"
-                   for c in (obj.get("status") or {}).get("conditions") or [])
 
     def _replica(self, call: RemoteCall, *, replicas: int, primary: bool, restart: str, image: str | None,
                  resources: dict[str, Any] | None) -> dict[str, Any]:

@@ -14,16 +14,7 @@ import tempfile
 import traceback
 from typing import Any
 
-
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM this process when the task process dies (Linux), so no job outlives it."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+from flyteplugins.kubeflow.local import die_with_parent
 
 
 def _failures(error: Any, job_dir: str) -> list[dict[str, Any]]:
@@ -53,7 +44,7 @@ def _failures(error: Any, job_dir: str) -> list[dict[str, Any]]:
 
 
 def main(job_dir: str) -> int:
-    _die_with_parent()
+    die_with_parent(signal.SIGTERM)  # the agent then stops its workers: no job outlives the task process
     import msgspec
 
     from . import _job

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import anyio
 
 from flyteplugins.kubeflow import procfs as _procfs
+from flyteplugins.kubeflow.local import poll_until
 
 from ._errors import ZombieWorkersError
 
@@ -108,9 +108,9 @@ class LauncherProcess:
                 self.popen.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            await _poll_until(lambda: self.popen.poll() is not None, grace, 0.05)
+            await poll_until(lambda: self.popen.poll() is not None, grace, 0.05)
         self.kill_group()
-        await _poll_until(lambda: self.popen.poll() is not None and not self._group_alive(), 5.0, 0.02)
+        await poll_until(lambda: self.popen.poll() is not None and not self._group_alive(), 5.0, 0.02)
         with _live_lock:
             _live.discard(self)
 
@@ -121,15 +121,6 @@ class LauncherProcess:
             self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-
-
-async def _poll_until(condition: Callable[[], bool], limit: float, period: float) -> None:
-    """Poll ``condition`` (a process state: nothing to await on) until true or ``limit`` seconds passed."""
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() >= end:
-            return
-        await anyio.sleep(period)
 
 
 @atexit.register

@@ -7,13 +7,11 @@ every node's task call returns the same value).
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
-import traceback
-from typing import Any
 
 import cloudpickle
+
+from flyteplugins.kubeflow.local import call_in_worker, exception_document
 
 from . import _job
 from ._nccl import apply_collective_timeout
@@ -28,7 +26,7 @@ def run_worker(job_dir: str) -> bytes | None:
         with open(os.path.join(job_dir, _job.PAYLOAD), "rb") as handle:
             payload = cloudpickle.load(handle)
         apply_collective_timeout(os.environ)
-        value = _call(payload)
+        value = call_in_worker(payload)
         try:
             encoded = cloudpickle.dumps(value)
         except Exception as exc:  # named like the core's encoding errors, not a bare pickling TypeError
@@ -39,16 +37,6 @@ def run_worker(job_dir: str) -> bytes | None:
     except BaseException as exc:
         _write_error(job_dir, rank, exc)
         raise
-
-
-def _call(payload: dict[str, Any]) -> Any:
-    from flyte.extend import worker_context
-
-    with worker_context(payload["context"], payload["data"]):
-        func, args, kwargs = payload["func"], payload["args"], payload["kwargs"]
-        if inspect.iscoroutinefunction(func):
-            return asyncio.run(func(*args, **kwargs))
-        return func(*args, **kwargs)
 
 
 def _share_result(encoded: bytes, nnodes: int, rank: int) -> bytes | None:
@@ -72,21 +60,8 @@ def _share_result(encoded: bytes, nnodes: int, rank: int) -> bytes | None:
 
 
 def _write_error(job_dir: str, rank: int, exc: BaseException) -> None:
-    try:
-        pickled: bytes | None = cloudpickle.dumps(exc)
-        cloudpickle.loads(pickled)
-    except Exception:  # an exception that cannot be rebuilt is reported by type name, message and traceback
-        pickled = None
-    document = {
-        "rank": rank,
-        "local_rank": int(os.environ.get("LOCAL_RANK", "0")),
-        "node_rank": int(os.environ.get("GROUP_RANK", "0")),
-        "pid": os.getpid(),
-        "type_name": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-        "exception": pickled,
-    }
+    document = exception_document(exc, rank=rank, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                                  node_rank=int(os.environ.get("GROUP_RANK", "0")))
     try:
         _job.write_pickle(_job.error_file(job_dir, rank, os.getpid()), document)
     except OSError:

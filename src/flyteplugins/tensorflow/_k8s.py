@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from flyte._k8s.pods import RemoteCall
-from flyte._k8s.resources import KubernetesResource, Outcome, condition_outcome, register
-from flyteplugins.kubeflow.k8s import replica_resources, run_policy_spec
+from flyte._k8s.resources import register
+from flyteplugins.kubeflow.k8s import KubeflowJobResource, replica_resources, run_policy_spec
 
 from ._cluster import REPLICA_ENV
 from ._config import TfJob
@@ -27,7 +27,7 @@ CONTAINER = "tensorflow"  # the operator sets TF_CONFIG on the container of this
 _GROUPS = (("Chief", "chief"), ("PS", "ps"), ("Worker", "worker"), ("Evaluator", "evaluator"))
 
 
-class TFJobResource(KubernetesResource):
+class TFJobResource(KubeflowJobResource):
     api_version = "kubeflow.org/v1"
     kind = "TFJob"
     plural = "tfjobs"
@@ -36,10 +36,6 @@ class TFJobResource(KubernetesResource):
 
     def primary_container(self, call: RemoteCall) -> str:
         return CONTAINER
-
-    def started(self, obj: dict[str, Any]) -> bool:
-        return any(c.get("type") == "Running" and c.get("status") == "True"
-                   for c in (obj.get("status") or {}).get("conditions") or [])
 
     def build(self, call: RemoteCall) -> dict[str, Any]:
         config: TfJob = call.task.plugin_config
@@ -59,9 +55,6 @@ class TFJobResource(KubernetesResource):
             specs[name] = {"replicas": group.replicas, "restartPolicy": restart, "template": template}
         spec = {"runPolicy": run_policy_spec(config.run_policy, call), "tfReplicaSpecs": specs}
         return {"apiVersion": self.api_version, "kind": self.kind, "metadata": call.metadata(), "spec": spec}
-
-    def outcome(self, obj: dict[str, Any]) -> Outcome | None:
-        return condition_outcome(obj, "Succeeded", "Failed")
 
 
 register(TfJob, TFJobResource())

@@ -10,19 +10,10 @@ from __future__ import annotations
 import signal
 import sys
 
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    except Exception:
-        pass
-
+from flyteplugins.kubeflow.local import die_with_parent
 
 if __name__ == "__main__":
-    _die_with_parent()
+    die_with_parent(signal.SIGKILL)
     from flyte.runtime import main
 
     sys.exit(main(sys.argv[1:]))

@@ -15,11 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import anyio
 
+from flyteplugins.kubeflow.local import poll_until
 from flyteplugins.kubeflow.procfs import live_group_members
 
 from ._cluster import Replica
@@ -101,7 +102,7 @@ async def supervise(processes: Mapping[Replica, ReplicaProcess], primary: Replic
     for replica in serving:
         processes[replica].signal_group(signal.SIGTERM)
     peers = [p for r, p in processes.items() if r not in serving and r != primary]
-    await _poll_until(lambda: all(p.returncode() is not None for p in peers), peer_grace, 0.02)
+    await poll_until(lambda: all(p.returncode() is not None for p in peers), peer_grace, 0.02)
     return Outcome(True)
 
 
@@ -111,10 +112,10 @@ async def stop_all(processes: list[ReplicaProcess], grace: float = 3.0) -> None:
     running = [p for p in processes if p.returncode() is None]
     for process in running:
         process.signal_group(signal.SIGTERM)
-    await _poll_until(lambda: all(p.returncode() is not None for p in running), grace, 0.02)
+    await poll_until(lambda: all(p.returncode() is not None for p in running), grace, 0.02)
     for process in processes:
         process.signal_group(signal.SIGKILL)  # the group may hold children of a replica that exited
-    await _poll_until(lambda: all(p.gone() for p in processes), 5.0, 0.02)
+    await poll_until(lambda: all(p.gone() for p in processes), 5.0, 0.02)
     for process in processes:
         process.forget()
 
@@ -127,15 +128,6 @@ def _group_alive(pgid: int) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
-
-
-async def _poll_until(condition: Callable[[], bool], limit: float, period: float) -> None:
-    """Poll ``condition`` (process states: nothing to await on) until true or ``limit`` seconds passed."""
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() >= end:
-            return
-        await anyio.sleep(period)
 
 
 @atexit.register
