@@ -163,7 +163,7 @@ async def test_crashed_controllers_job_is_adopted(k8s_settings, kube):
             env_vars: dict = {}
 
     from flyte._bundle import build_bundle
-    from flyte._k8s.session import bundle_location, task_location
+    from flyte._staging import bundle_location, task_location
 
     # The same call the run will make: same task, same bundle, same names.
     task_uri = task_location(run_prefix, cloudpickle.dumps(echo))

@@ -1,5 +1,5 @@
-"""Where a Databricks call's data meets the cluster: a store both sides can read and write, laid out as the
-Kubernetes tier lays out a remote call's (``flyte._k8s.session``): the code bundle by content under
+"""Where a Databricks call's data meets the cluster: a store both sides can read and write, laid out as every remote
+call's is (``flyte._staging``, which the Kubernetes tier uses too): the code bundle by content under
 ``<storage>/bundles/``, the pickled task under ``<storage>/runs/<run>/tasks/``, the inputs and the outputs (or
 error document) under ``<storage>/runs/<run>/<action>/<attempt>/``. The cluster runs ``python -m flyte.runtime``'s
 file (``flyte-runtime.py``, copied once per content under ``<storage>/entrypoints/``) with those URIs.
@@ -23,10 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
-from flyte import _objstore, _storage
-from flyte._k8s.session import bundle_location, task_location
+from flyte import _objstore
+from flyte._staging import RunStaging, StorageIO, runtime_args
 
 from ._databricks_config import STORAGE_ENV, DatabricksV2
 
@@ -62,36 +60,6 @@ def resolve_storage(config: DatabricksV2, run: Any) -> str:
         f"{type(config).__name__}: no storage the Databricks cluster can read for the task's code, inputs and "
         f"outputs; set {type(config).__name__}(storage='s3://bucket/prefix'), the {STORAGE_ENV} environment variable, "
         "flyte.init(kubernetes={'storage': ...}), or with_runcontext(raw_data_path='s3://...')")
-
-
-class StorageIO:
-    """An object store or a shared folder, through flyte's storage layer."""
-
-    async def read(self, uri: str) -> bytes:
-        return await _storage.read_bytes_async(uri)
-
-    async def write(self, uri: str, data: bytes) -> None:
-        await _storage.write_bytes_async(uri, data)
-
-    async def exists(self, uri: str) -> bool:
-        return await _storage.exists_async(uri)
-
-    async def remove_all_but(self, prefix: str, keep: str) -> None:
-        """Everything under ``prefix`` but what is under ``prefix/keep``."""
-        import anyio
-
-        from flyte._k8s.session import _remove_all_but_data
-
-        if _objstore.is_object_uri(prefix):
-            await anyio.to_thread.run_sync(_objstore.delete_prefix, prefix + "/", f"{prefix}/{keep}/")
-            return
-        path = _storage.local_path(prefix)
-        if path:
-            assert keep == "data"
-            await anyio.to_thread.run_sync(_remove_all_but_data, path)
-
-    async def close(self) -> None:
-        return None
 
 
 class VolumeIO:
@@ -145,34 +113,33 @@ class VolumeIO:
 class CallData:
     """The URIs of one attempt."""
 
-    inputs: str
-    outputs: str
+    attempt: str
     raw_data_path: str
     task: str
     bundle: str | None
     entrypoint: str
 
+    @property
+    def outputs(self) -> str:
+        return f"{self.attempt}/outputs"
+
     def runtime_args(self, run_name: str, action_name: str) -> list[str]:
         """``flyte.runtime``'s arguments for this attempt (the spark_python_task's parameters)."""
-        args = ["--task", self.task, "--pickled-task", "--inputs", self.inputs, "--outputs", self.outputs,
-                "--raw-data-path", self.raw_data_path, "--run-name", run_name, "--action", action_name]
-        if self.bundle:
-            args += ["--bundle", self.bundle]
-        return args
+        return runtime_args(task_uri=self.task, attempt_uri=self.attempt, raw_data_path=self.raw_data_path,
+                            run_name=run_name, action_name=action_name, bundle_uri=self.bundle)
 
 
 class RunStore:
-    """One run's data on one store (kept in the run's scratch, shared by its Databricks calls)."""
+    """One run's data on one store (kept in the run's scratch, shared by its Databricks calls): the core's
+    :class:`~flyte._staging.RunStaging`, plus the runtime's entry point file and the store's I/O kept open."""
 
     def __init__(self, storage: str, run: Any, io: StorageIO | VolumeIO) -> None:
         self.storage = storage
         self.run = run
         self.io = io
         self.run_prefix = f"{storage}/runs/{run.name}"
-        self._lock = asyncio.Lock()
-        self._bundle_uri: str | None = None
+        self.staging = RunStaging(run, storage, self.run_prefix, io)
         self._entrypoint_uri: str | None = None
-        self._task_uris: dict[int, tuple[Any, str]] = {}
 
     @property
     def raw_data_path(self) -> str:
@@ -210,43 +177,11 @@ class RunStore:
     async def prepare(self, task: Any, action_name: str, attempt: int, encoded: dict[str, bytes],
                       applications_path: str | None) -> CallData:
         """Put the attempt's inputs, the pickled task, the bundle and the entry point on the store."""
-        base = f"{self.run_prefix}/{action_name}/{attempt}"
-        inputs = f"{base}/inputs.msgpack"
-        entry = self._entrypoint(applications_path)
-        _, task_uri, bundle_uri, entry_uri = await asyncio.gather(
-            self.io.write(inputs, msgspec.msgpack.encode(encoded)), self._task(task), self._bundle(),
-            entry)
-        return CallData(inputs=inputs, outputs=f"{base}/outputs", raw_data_path=self.raw_data_path, task=task_uri,
-                        bundle=bundle_uri, entrypoint=entry_uri)
-
-    async def _task(self, task: Any) -> str:
-        known = self._task_uris.get(id(task))  # held with the task: an id is reused once its object is freed
-        if known is not None:
-            return known[1]
-        import cloudpickle
-
-        data = cloudpickle.dumps(task)
-        uri = task_location(self.run_prefix, data)
-        await self.io.write(uri, data)
-        self._task_uris[id(task)] = (task, uri)
-        return uri
-
-    async def _bundle(self) -> str | None:
-        from flyte.extend import code_bundle
-
-        async with self._lock:
-            if self._bundle_uri is None:
-                import anyio
-
-                bundle = await anyio.to_thread.run_sync(code_bundle)
-                if not bundle:
-                    self._bundle_uri = ""
-                else:
-                    uri = bundle_location(self.storage, bundle.digest)
-                    if not await self.io.exists(uri):
-                        await self.io.write(uri, bundle.archive.read_bytes())
-                    self._bundle_uri = uri
-        return self._bundle_uri or None
+        base, task_uri, bundle_uri, entry_uri = await asyncio.gather(
+            self.staging.write_inputs(action_name, attempt, encoded), self.staging.task_uri(task),
+            self.staging.bundle_uri(), self._entrypoint(applications_path))
+        return CallData(attempt=base, raw_data_path=self.raw_data_path, task=task_uri, bundle=bundle_uri,
+                        entrypoint=entry_uri)
 
     async def _entrypoint(self, applications_path: str | None) -> str:
         if applications_path:
@@ -279,7 +214,7 @@ class RunStore:
         if self.run.options.keep_raw_data:
             return
         try:
-            await self.io.remove_all_but(self.run_prefix, "data")
+            await self.staging.remove_call_data()
         except Exception as exc:  # noqa: BLE001 - the run's outcome stands; say what is left
             import logging
 

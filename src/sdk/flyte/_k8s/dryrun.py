@@ -12,9 +12,10 @@ from typing import Any
 
 import cloudpickle
 
+from .._staging import bundle_location, task_location
 from .names import label_value
 from .resources import resource_for
-from .session import build_call, bundle_location, task_location
+from .session import build_call
 from .settings import KubernetesSettings, current
 
 PLACEHOLDER_STORAGE = "s3://my-bucket/flyte"

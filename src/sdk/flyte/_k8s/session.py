@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
 from typing import Any
 
 import anyio
-import cloudpickle
-import msgspec
 
-from .. import _objstore, _storage
+from .. import _storage
+from .._staging import RunStaging, attempt_location, runtime_args
 from ..errors import MaxQueuedTimeExceededError, RuntimeSystemError, RuntimeUserError
 from .client import ApiError, Kube
 from .failures import IMMEDIATE, describe_event, exit_error, start_error, start_problem
@@ -57,9 +55,8 @@ class RemoteSession:
         self.run_prefix = f"{settings.storage_uri}/runs/{run.name}"
         self._informers: dict[str, Informer] = {}
         self._changed = asyncio.Event()
-        self._bundle_uri: str | None = run.scratch.get("k8s_bundle_uri")
-        self._bundle_lock = asyncio.Lock()
-        self._task_uris: dict[int, tuple[Any, str]] = {}
+        self.staging = RunStaging(run, settings.storage_uri, self.run_prefix,
+                                  bundle_uri=run.scratch.get("k8s_bundle_uri"))
         self._deletions: set[asyncio.Task[None]] = set()
         self.owner_references = _caller_pod_reference()
         self.in_pod = bool(self.owner_references)
@@ -92,37 +89,10 @@ class RemoteSession:
 
     # -- data -------------------------------------------------------------------------------------------------
     async def bundle_uri(self) -> str | None:
-        """The run's code bundle on the store (uploaded once per content); None when there is no user code to ship
-        (every task pickled by value)."""
-        async with self._bundle_lock:
-            if self._bundle_uri is None:
-                from .._bundle import build_bundle
-
-                bundle = self.run.bundle
-                if bundle is None:
-                    bundle = await anyio.to_thread.run_sync(build_bundle, self.run.options.bundle_root)
-                    self.run.bundle = bundle
-                if not bundle:
-                    self._bundle_uri = ""
-                else:
-                    uri = bundle_location(self.settings.storage_uri, bundle.digest)
-                    if not await _storage.exists_async(uri):
-                        await _storage.write_bytes_async(uri, bundle.archive.read_bytes())
-                    self._bundle_uri = uri
-            return self._bundle_uri or None
+        return await self.staging.bundle_uri()
 
     async def task_uri(self, task: Any) -> str:
-        """The task, cloudpickled (by value when defined in ``__main__`` or a notebook), on the store."""
-        # Keyed by identity, holding the task: a freed ``override()`` copy's id is soon another task's, and a
-        # bare id key once gave a later call the earlier call's task.
-        known = self._task_uris.get(id(task))
-        if known is not None:
-            return known[1]
-        data = cloudpickle.dumps(task)
-        uri = task_location(self.run_prefix, data)
-        await _storage.write_bytes_async(uri, data)
-        self._task_uris[id(task)] = (task, uri)
-        return uri
+        return await self.staging.task_uri(task)
 
     # -- one attempt ------------------------------------------------------------------------------------------
     def build_call(self, task: Any, action: Any, attempt: int, resource: KubernetesResource, *, task_uri: str,
@@ -135,9 +105,8 @@ class RemoteSession:
     async def run_attempt(self, task: Any, encoded: dict[str, bytes], action: Any) -> bytes:
         resource = resource_for(task, self.settings)
         attempt = action.attempts
-        base = f"{self.run_prefix}/{action.name}/{attempt}"
-        await _storage.write_bytes_async(f"{base}/inputs.msgpack", msgspec.msgpack.encode(encoded))
-        task_uri, bundle_uri = await asyncio.gather(self.task_uri(task), self.bundle_uri())
+        await self.staging.write_inputs(action.name, attempt, encoded)
+        task_uri, bundle_uri = await asyncio.gather(self.staging.task_uri(task), self.staging.bundle_uri())
         call, outputs_uri = self.build_call(task, action, attempt, resource, task_uri=task_uri, bundle_uri=bundle_uri)
         manifest = resource.build(call)
         objects = self.informer(resource.collection_path(self.namespace))
@@ -320,38 +289,18 @@ class RemoteSession:
             await self.kube.close()
 
     async def _remove_call_data(self) -> None:
-        """The run's inputs, outputs and pickled tasks go with it; its ``data/`` (the Files, Dirs and DataFrames its
-        outputs may point to) stays, as a local run's data does."""
-        keep = f"{self.run_prefix}/data/"
-        with contextlib.suppress(Exception):
-            if _objstore.is_object_uri(self.run_prefix):
-                await anyio.to_thread.run_sync(_objstore.delete_prefix, self.run_prefix + "/", keep)
-                return
-            path = _storage.local_path(self.run_prefix)
-            if path:
-                await anyio.to_thread.run_sync(_remove_all_but_data, path)
-
-
-def bundle_location(storage_uri: str, digest: str) -> str:
-    """Where a code bundle lives on the store: by content, shared by every run."""
-    return f"{storage_uri}/bundles/{digest}.zip"
-
-
-def task_location(run_prefix: str, pickled: bytes) -> str:
-    """Where a run's pickled task lives on the store: by content."""
-    return f"{run_prefix}/tasks/{hashlib.sha256(pickled).hexdigest()[:24]}.pkl"
+        with contextlib.suppress(Exception):  # the run's outcome stands whatever is left on the store
+            await self.staging.remove_call_data()
 
 
 def build_call(settings: KubernetesSettings, run: Any, task: Any, action: Any, attempt: int,
                resource: KubernetesResource, *, task_uri: str, bundle_uri: str | None,
                owner_references: list[dict[str, Any]], root: bool, run_prefix: str) -> tuple[RemoteCall, str]:
     """One attempt's :class:`RemoteCall` (also what ``--dry-run`` shows) and its outputs URI."""
-    base = f"{run_prefix}/{action.name}/{attempt}"
+    base = attempt_location(run_prefix, action.name, attempt)
     outputs_uri = f"{base}/outputs"
-    args = ["--task", task_uri, "--pickled-task", "--inputs", f"{base}/inputs.msgpack", "--outputs", outputs_uri,
-            "--raw-data-path", run.raw_data_path, "--run-name", run.name, "--action", action.name]
-    if bundle_uri:
-        args += ["--bundle", bundle_uri]
+    args = runtime_args(task_uri=task_uri, attempt_uri=base, raw_data_path=run.raw_data_path, run_name=run.name,
+                        action_name=action.name, bundle_uri=bundle_uri)
     labels = {**settings.labels, **call_labels(run.name, action.name, task.name, attempt, root)}
     call = RemoteCall(
         name=object_name(run.name, action.name, attempt, resource.name_limit), namespace=settings.namespace,
@@ -359,15 +308,6 @@ def build_call(settings: KubernetesSettings, run: Any, task: Any, action: Any, a
         annotations={"flyte.org/task-name": task.name, "flyte.org/outputs": outputs_uri},
         owner_references=owner_references, env_vars={**run.options.env_vars, **task.settings.env_vars})
     return call, outputs_uri
-
-
-def _remove_all_but_data(path: str) -> None:
-    import shutil
-
-    if os.path.isdir(path):
-        for entry in os.listdir(path):
-            if entry != "data":
-                shutil.rmtree(os.path.join(path, entry), ignore_errors=True)
 
 
 def _caller_pod_reference() -> list[dict[str, Any]]:
