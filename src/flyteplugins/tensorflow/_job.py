@@ -45,12 +45,10 @@ class Job:
         self.processes: dict[Replica, ReplicaProcess] = {}
 
     async def run(self, task: Any, context: TaskContext, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        from flyte.runtime import read_outputs
+        from flyte.runtime import arguments, read_outputs
 
         config: TfJob = task.plugin_config
         task_path, inputs_path = await anyio.to_thread.run_sync(self._write_call, task, args, kwargs)
-        common = ["--task", task_path, "--pickled-task", "--inputs", inputs_path, "--raw-data-path",
-                  str(context.raw_data_path), "--run-name", context.run_name, "--action", context.action_name]
 
         replicas = replicas_of(config)
         primary = primary_of(config)
@@ -64,7 +62,9 @@ class Job:
             if distributed(config):
                 env["TF_CONFIG"] = tf_config(cluster, replica)
             self.processes[replica] = ReplicaProcess.start(
-                replica, [*common, "--outputs", os.path.join(folder, "outputs")], env,
+                replica, arguments(task=task_path, inputs=inputs_path, outputs=os.path.join(folder, "outputs"),
+                                   raw_data_path=str(context.raw_data_path), run_name=context.run_name,
+                                   action=context.action_name), env,
                 error_document=os.path.join(folder, "outputs", "error.json"))
 
         policy = config.run_policy

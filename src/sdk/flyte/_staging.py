@@ -76,12 +76,10 @@ def attempt_location(run_prefix: str, action_name: str, attempt: int) -> str:
 def runtime_args(*, task_uri: str, attempt_uri: str, raw_data_path: str, run_name: str, action_name: str,
                  bundle_uri: str | None) -> list[str]:
     """``python -m flyte.runtime``'s arguments for one attempt laid out by :func:`attempt_location`."""
-    args = ["--task", task_uri, "--pickled-task", "--inputs", f"{attempt_uri}/inputs.msgpack", "--outputs",
-            f"{attempt_uri}/outputs", "--raw-data-path", raw_data_path, "--run-name", run_name, "--action",
-            action_name]
-    if bundle_uri:
-        args += ["--bundle", bundle_uri]
-    return args
+    from .runtime import arguments
+
+    return arguments(task=task_uri, inputs=f"{attempt_uri}/inputs.msgpack", outputs=f"{attempt_uri}/outputs",
+                     raw_data_path=raw_data_path, run_name=run_name, action=action_name, bundle=bundle_uri)
 
 
 class RunStaging:

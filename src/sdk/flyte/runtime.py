@@ -86,6 +86,16 @@ def _rebuild_exception(loaded: Any) -> BaseException | None:
     return None
 
 
+def arguments(*, task: str, inputs: str, outputs: str, raw_data_path: str, run_name: str, action: str,
+              bundle: str | None = None) -> list[str]:
+    """This runtime's command-line arguments for one call of a pickled ``task`` (what :func:`main` parses)."""
+    args = ["--task", task, "--pickled-task", "--inputs", inputs, "--outputs", outputs, "--raw-data-path",
+            raw_data_path, "--run-name", run_name, "--action", action]
+    if bundle:
+        args += ["--bundle", bundle]
+    return args
+
+
 def load_task(reference: str, pickled: bool) -> Any:
     if pickled:
         return cloudpickle.loads(_storage.read_bytes(reference))

@@ -45,6 +45,7 @@ from flyte.extend import (
     run_temp_dir,
 )
 from flyte.runtime import ERROR_FILE, OUTPUTS_FILE, read_outputs, write_inputs
+from flyte.runtime import arguments as runtime_arguments
 
 from .._attempt import Attempt, attempt
 from .._config import SlurmFunctionConfig
@@ -168,10 +169,8 @@ def runtime_command(python: str, *, action: str, task: str, inputs: str, outputs
                     bundle: str | None) -> str:
     """The job's command: ``python -m flyte.runtime`` on the call's files, marked as running the action itself.
     ``python`` is inserted as written (it may be a command such as ``srun python3``)."""
-    arguments = ["--task", task, "--pickled-task", "--inputs", inputs, "--outputs", outputs,
-                 "--raw-data-path", raw_data, "--run-name", run_name, "--action", action]
-    if bundle:
-        arguments += ["--bundle", bundle]
+    arguments = runtime_arguments(task=task, inputs=inputs, outputs=outputs, raw_data_path=raw_data,
+                                  run_name=run_name, action=action, bundle=bundle)
     return (f"{IN_JOB_ENV}={shlex.quote(action)} {python} -m flyte.runtime "
             + " ".join(shlex.quote(argument) for argument in arguments))
 
