@@ -86,9 +86,19 @@ class Kernel:
                 interrupted_at = time.monotonic()
                 self.manager.interrupt_kernel()
             assert time.monotonic() < deadline, f"cell did not finish: {''.join(output)}"
-        reply = self.client.get_shell_msg(timeout=30)["content"]
+        reply = self._reply_to(msg_id)
         seconds = time.monotonic() - interrupted_at if interrupted_at else 0.0
         return reply, "".join(output), seconds
+
+    def _reply_to(self, msg_id: str) -> dict:
+        """The execute_reply of ``msg_id``. Replies to other requests are skipped: ``wait_for_ready`` sends a
+        kernel_info request every second until one is answered, so a kernel slow to start (a loaded machine) leaves
+        extra kernel_info replies queued on the shell channel, which would otherwise be read as this cell's reply."""
+        deadline = time.monotonic() + 30
+        while True:
+            message = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if message["parent_header"].get("msg_id") == msg_id:
+                return message["content"]
 
     def close(self) -> None:
         self.client.stop_channels()
