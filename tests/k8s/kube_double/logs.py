@@ -62,7 +62,9 @@ def format_timestamp(ts: float) -> bytes:
     nanos = int(round((ts - int(ts)) * 1e9))
     if nanos >= 1_000_000_000:
         nanos = 999_999_999
-    return (moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z ").encode()
+    # Go's RFC3339Nano, as the kubelet writes it: trailing zeros of the fraction trimmed, no fraction when zero.
+    fraction = f"{nanos:09d}".rstrip("0")
+    return (moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z ").encode()
 
 
 def parse_time(text: str) -> float:

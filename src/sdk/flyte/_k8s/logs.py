@@ -40,6 +40,7 @@ class LogFollower:
         self._done = container_done
         self._idle_timeout = idle_timeout
         self._last_stamp = ""
+        self._last_key: tuple[str, int] = ("", 0)
         self._seen_at_last_stamp = 0
         self.lines: list[str] = []
         self.reconnects = 0
@@ -66,15 +67,16 @@ class LogFollower:
             try:
                 async for raw in self._kube.stream_lines(self._path, query, idle_timeout=self._idle_timeout):
                     stamp, _, text = raw.rstrip(b"\n").decode("utf-8", errors="replace").partition(" ")
-                    if self._last_stamp and stamp < self._last_stamp:
+                    key = stamp_key(stamp)
+                    if self._last_stamp and key < self._last_key:
                         continue  # sinceTime has second precision: lines before the last one shown
-                    if stamp == self._last_stamp and skip_at_stamp:
+                    if key == self._last_key and skip_at_stamp:
                         skip_at_stamp -= 1
                         continue
-                    if stamp == self._last_stamp:
+                    if key == self._last_key:
                         self._seen_at_last_stamp += 1
                     else:
-                        self._last_stamp, self._seen_at_last_stamp = stamp, 1
+                        self._last_stamp, self._last_key, self._seen_at_last_stamp = stamp, key, 1
                     self.lines.append(text)
                     self._sink(text)
             except ApiError as exc:
@@ -101,6 +103,20 @@ async def previous_log(kube: Kube, namespace: str, pod: str, container: str, tai
                                            idle_timeout=10.0):
             lines.append(raw.rstrip(b"\n").decode("utf-8", errors="replace"))
     return "\n".join(lines)
+
+
+def stamp_key(stamp: str) -> tuple[str, int]:
+    """A log line's RFC 3339 timestamp as (whole seconds, nanoseconds), for ordering. Compared as text, stamps are
+    wrong: the kubelet writes RFC3339Nano, which trims trailing zeros, so "05.1Z" would sort after "05.12Z"."""
+    head, _, rest = stamp.partition(".")
+    if not rest:
+        return head.rstrip("Z"), 0
+    digits = ""
+    for char in rest:
+        if not char.isdigit():
+            break
+        digits += char
+    return head, int(digits[:9].ljust(9, "0")) if digits else 0
 
 
 def _seconds(stamp: str) -> str:
