@@ -195,3 +195,23 @@ async def test_each_task_object_is_pickled_as_itself_even_when_ids_are_reused(tm
             assert name == task.name
             del copy
             gc.collect()
+
+
+def test_remote_setting_holds_for_a_launcher_in_a_pod_but_not_for_the_runs_own_pods(monkeypatch):
+    """``remote: true`` sends ``flyte.run`` to the cluster, also from the user's own launcher running in a pod
+    (``in_cluster: true``); only inside a pod the tier started (its settings in the environment) is a new
+    ``flyte.run`` local unless asked."""
+    from flyte import _initialize
+    from flyte._k8s.settings import SETTINGS_ENV
+    from flyte._runner import _RunCall
+
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    flyte.init(kubernetes={"in_cluster": True, "remote": True, "storage": "s3://bucket/flyte"})
+    try:
+        assert _RunCall(None)._resolved().mode == "remote"
+        monkeypatch.setenv(SETTINGS_ENV, _initialize.initialized().kubernetes.to_env())
+        assert _RunCall(None)._resolved().mode == "local"
+    finally:
+        _initialize._current = None
+    monkeypatch.delenv(SETTINGS_ENV)
+    assert _RunCall(None)._resolved().mode == "local"  # nothing configured

@@ -126,10 +126,12 @@ class _RunCall:
         options = self._options or _default_options.get()
         if options is None:
             from ._k8s.settings import current
+            from .extend import in_remote_pod
 
             settings = current()
-            # Inside a pod of a remote run, flyte.run is a new run of its own: local unless asked otherwise.
-            remote = settings is not None and settings.remote and not settings.in_cluster
+            # Inside a pod of a remote run, flyte.run is a new run of its own: local unless asked otherwise. A
+            # launcher of the user's own that runs in a pod (in_cluster: true, remote: true) goes remote.
+            remote = settings is not None and settings.remote and not in_remote_pod()
             options = RunOptions(mode="remote" if remote else "local")
         return options
 
