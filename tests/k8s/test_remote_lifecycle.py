@@ -72,6 +72,21 @@ async def test_cancelled_run_deletes_its_objects_and_kills_the_pod(k8s_settings,
     assert wait_clean(kube, timeout=5) == []
 
 
+async def test_a_second_cancel_does_not_cut_the_deletion_short(k8s_settings, kube):
+    """Interrupting twice (a notebook's stop button pressed again, ``asyncio.wait_for`` around a cancelled task)
+    still ends only once the call's objects are gone: the deletion is shielded from native cancellation too."""
+    run = asyncio.ensure_future(_remote().run.aio(sleepy, seconds=120))
+    await asyncio.to_thread(_wait_for_running_pod, kube)
+    run.cancel()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert managed_objects(kube) == []  # at once: the run waited until they were gone
+    assert wait_clean(kube, timeout=5) == []
+
+
 async def test_timeout_deletes_the_attempt_and_raises_max_runtime_exceeded(k8s_settings, kube):
     with pytest.raises(flyte.errors.MaxRuntimeExceededError):
         await _remote().run.aio(too_slow, seconds=120)

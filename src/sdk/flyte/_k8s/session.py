@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -30,6 +31,7 @@ import anyio
 
 from .. import _storage
 from .._staging import RunStaging, attempt_location, runtime_args
+from .._threads import shielded
 from ..errors import MaxQueuedTimeExceededError, RuntimeSystemError, RuntimeUserError
 from .client import ApiError, Kube
 from .failures import IMMEDIATE, describe_event, exit_error, start_error, start_problem
@@ -259,8 +261,8 @@ class RemoteSession:
         task.add_done_callback(self._deletions.discard)
 
     async def _delete_now(self, resource: KubernetesResource, name: str) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._delete(resource, name, wait=True)
+        # Shielded from native Task.cancel() as well as anyio's: a second interrupt must not cut the deletion short.
+        await shielded(functools.partial(self._delete, resource, name, wait=True))
 
     async def _delete(self, resource: KubernetesResource, name: str, *, wait: bool) -> None:
         path = resource.path(self.namespace, name)
@@ -277,16 +279,18 @@ class RemoteSession:
             log.warning("%s %s/%s was not gone after %gs", resource.kind, self.namespace, name, DELETE_DEADLINE_S)
 
     async def close(self) -> None:
-        with anyio.CancelScope(shield=True):
-            if self._deletions:
-                with anyio.move_on_after(DELETE_DEADLINE_S):
-                    await asyncio.gather(*list(self._deletions), return_exceptions=True)
-            for informer in self._informers.values():
-                await informer.stop()
-            self._informers.clear()
-            if not self.in_pod and not self.run.options.keep_raw_data:
-                await self._remove_call_data()
-            await self.kube.close()
+        await shielded(self._close)
+
+    async def _close(self) -> None:
+        if self._deletions:
+            with anyio.move_on_after(DELETE_DEADLINE_S):
+                await asyncio.gather(*list(self._deletions), return_exceptions=True)
+        for informer in self._informers.values():
+            await informer.stop()
+        self._informers.clear()
+        if not self.in_pod and not self.run.options.keep_raw_data:
+            await self._remove_call_data()
+        await self.kube.close()
 
     async def _remove_call_data(self) -> None:
         with contextlib.suppress(Exception):  # the run's outcome stands whatever is left on the store
