@@ -215,3 +215,44 @@ def test_remote_setting_holds_for_a_launcher_in_a_pod_but_not_for_the_runs_own_p
         _initialize._current = None
     monkeypatch.delenv(SETTINGS_ENV)
     assert _RunCall(None)._resolved().mode == "local"  # nothing configured
+
+
+plain_env = flyte.TaskEnvironment(name="plain")
+built_env = flyte.TaskEnvironment(name="built", image=flyte.Image.from_debian_base(name="ml").with_pip_packages("numpy"))
+named_env = flyte.TaskEnvironment(name="named", image="trainer")
+
+
+@plain_env.task
+async def plain(x: int) -> int:
+    return x
+
+
+@built_env.task
+async def built(x: int) -> int:
+    return x
+
+
+@named_env.task
+async def named(x: int) -> int:
+    return x
+
+
+def _image(task, **init) -> str:
+    from flyte import _initialize
+
+    flyte.init(kubernetes={"storage": "s3://b/p", **init.pop("kubernetes", {})}, **init)
+    try:
+        [job] = flyte.kubernetes.dry_run(task, 1)
+    finally:
+        _initialize._current = None
+    return job["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_the_image_a_pod_runs():
+    assert _image(plain, kubernetes={"image": "registry.example/flyte:1"}) == "registry.example/flyte:1"
+    assert _image(plain, images=["registry.example/base:2"]) == "registry.example/base:2"  # flyte-sdk's default
+    assert _image(plain, images=["registry.example/base:2"], kubernetes={"image": "r/k:1"}) == "r/k:1"
+    assert _image(plain) == flyte.Image.from_debian_base().uri
+    assert _image(built) == built_env.image.uri and _image(built) != _image(plain)
+    assert _image(named, images={"trainer": "registry.example/trainer:3"}) == "registry.example/trainer:3"
+    assert _image(named) == "trainer"

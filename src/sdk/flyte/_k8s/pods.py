@@ -164,17 +164,20 @@ def secret_object_name(secret: Any) -> str:
 
 def image_of(task: Any, settings: KubernetesSettings | None) -> str:
     """The image a task runs in: its environment's (a name, or a flyte.Image's URI); ``"auto"`` is the configured
-    default image, else the SDK's default image for this Python."""
+    default image (the ``kubernetes.image`` setting, else the un-named image of ``flyte.init(images=...)``), else the
+    SDK's default image for this Python."""
+    from .._initialize import initialized
+
+    config = initialized()
     image = task.environment.image
     if image is None or image == "auto":
         if settings is not None and settings.image:
             return settings.image
+        if config is not None and config.images.get("default"):
+            return config.images["default"]
         from .._image import Image
 
         return Image.from_debian_base().uri
     if isinstance(image, str):  # a name flyte.init(images=...) gave a URI, or the URI itself
-        from .._initialize import initialized
-
-        config = initialized()
         return config.images.get(image, image) if config is not None else image
     return str(image.uri)
