@@ -202,32 +202,59 @@ async def test_crashed_controllers_job_is_adopted(k8s_settings, kube):
     assert wait_clean(kube) == []
 
 
-async def test_gc_deletes_objects_of_runs_that_no_longer_exist(k8s_settings, kube):
-    def job(name: str, run: str, root: bool, command: str) -> dict:
+async def test_gc_deletes_objects_of_runs_that_no_longer_exist(k8s_settings, kube, tmp_path):
+    def labels_of(run: str, root: bool) -> dict:
         labels = {"app.kubernetes.io/managed-by": "flyte-sdk", "flyte.org/run": run}
         if root:
             labels["flyte.org/root"] = "true"
-        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": labels},
-                "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": {
-                    "restartPolicy": "Never", "containers": [{"name": "primary", "image": "python:3.11",
-                                                              "command": ["python", "-c", command]}]}}}}
+        return labels
 
-    live = [job("live-root", "live", True, "import time; time.sleep(60)"), job("live-child", "live", False, "pass")]
-    dead = [job("dead-child", "dead", False, "import time; time.sleep(60)")]
+    def pod_spec(command: str) -> dict:
+        return {"restartPolicy": "Never", "containers": [{"name": "primary", "image": "python:3.11",
+                                                          "command": ["python", "-c", command]}]}
+
+    def job(name: str, run: str, root: bool, command: str) -> dict:
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": labels_of(run, root)},
+                "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels_of(run, root)},
+                                                         "spec": pod_spec(command)}}}
+
+    def pod(name: str, run: str) -> dict:  # a pod whose Job was deleted with propagation Orphan
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels_of(run, False)},
+                "spec": pod_spec("import time; time.sleep(60)")}
+
+    live = [job("live-root", "live", True, "import time; time.sleep(60)"), job("live-child", "live", False, "pass"),
+            pod("live-orphan", "live")]
+    dead = [job("dead-child", "dead", False, "import time; time.sleep(60)"), pod("dead-orphan", "dead")]
     for manifest in live + dead:
         done = subprocess.run(["kubectl", "--kubeconfig", kube.kubeconfig, "create", "-f", "-"],
                               input=json.dumps(manifest), capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+    (tmp_path / "config.yaml").write_text(json.dumps({"kubernetes": k8s_settings}))
+
+    def flyte_gc(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "flyte", "gc", "--config", str(tmp_path / "config.yaml"), *args],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
     try:
-        assert sorted(await asyncio.to_thread(flyte.kubernetes.gc, dry_run=True)) == ["Job/dead-child"]
-        assert await asyncio.to_thread(flyte.kubernetes.gc) == ["Job/dead-child"]
+        assert sorted(await asyncio.to_thread(flyte.kubernetes.gc, dry_run=True)) == ["Job/dead-child",
+                                                                                      "Pod/dead-orphan"]
+        assert await asyncio.to_thread(flyte_gc, "--dry-run") == [
+            "would delete Job/dead-child", "would delete Pod/dead-orphan", "2 object(s) would delete"]
+        assert {j["metadata"]["name"] for j in kube.objects("jobs", "default")} >= {"dead-child"}
+        assert await asyncio.to_thread(flyte_gc) == ["deleted Job/dead-child", "deleted Pod/dead-orphan",
+                                                     "2 object(s) deleted"]
         deadline = time.monotonic() + 10
-        while any(j["metadata"]["name"] == "dead-child" for j in kube.objects("jobs", "default")):
+        while {"dead-child", "dead-orphan"} & {o["metadata"]["name"] for o in
+                                               kube.objects("jobs", "default") + kube.objects("pods", "default")}:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
         assert {j["metadata"]["name"] for j in kube.objects("jobs", "default")} >= {"live-root", "live-child"}
+        assert "live-orphan" in {p["metadata"]["name"] for p in kube.objects("pods", "default")}
     finally:
-        for name in ("live-root", "live-child", "dead-child"):
-            subprocess.run(["kubectl", "--kubeconfig", kube.kubeconfig, "delete", "job", name, "--ignore-not-found",
+        for kind, name in (("job", "live-root"), ("job", "live-child"), ("job", "dead-child"),
+                           ("pod", "live-orphan"), ("pod", "dead-orphan")):
+            subprocess.run(["kubectl", "--kubeconfig", kube.kubeconfig, "delete", kind, name, "--ignore-not-found",
                             "--cascade=foreground"], capture_output=True)
     assert wait_clean(kube) == []

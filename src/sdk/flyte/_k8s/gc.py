@@ -2,7 +2,8 @@
 
 Every object the tier creates carries ``app.kubernetes.io/managed-by=flyte-sdk`` and its run's label, and a run's
 root call's object also ``flyte.org/root=true``. A run exists while its root object exists and has not finished;
-objects of any other run (a controller killed with SIGKILL, a laptop that lost its network) are deleted, by label.
+objects of any other run (a controller killed with SIGKILL, a laptop that lost its network) are deleted, by label,
+and so are such runs' pods that have no owner left.
 """
 
 from __future__ import annotations
@@ -43,13 +44,19 @@ async def collect(dry_run: bool = False) -> list[str]:
         live_runs = {labels.get(RUN_LABEL) for resource, item in found
                      if (labels := item["metadata"].get("labels") or {}).get(ROOT_LABEL) == "true"
                      and resource.outcome(item) is None and not item["metadata"].get("deletionTimestamp")}
-        for resource, item in found:
+        # Pods go with their owner; one without an owner (its Job deleted with propagation Orphan) is collected
+        # as an object of its own.
+        pods = await kube.request("GET", f"/api/v1/namespaces/{settings.namespace}/pods",
+                                  query={"labelSelector": f"{MANAGED_BY}={MANAGER}"})
+        orphans = [item for item in pods.get("items") or [] if not item["metadata"].get("ownerReferences")]
+        for kind, path, item in [(r.kind, r.path(settings.namespace, i["metadata"]["name"]), i) for r, i in found] + [
+                ("Pod", f"/api/v1/namespaces/{settings.namespace}/pods/{i['metadata']['name']}", i) for i in orphans]:
             meta = item["metadata"]
             if (meta.get("labels") or {}).get(RUN_LABEL) in live_runs or meta.get("deletionTimestamp"):
                 continue
-            deleted.append(f"{resource.kind}/{meta['name']}")
+            deleted.append(f"{kind}/{meta['name']}")
             if not dry_run:
-                await kube.delete(resource.path(settings.namespace, meta["name"]), "Background")
+                await kube.delete(path, "Background")
     finally:
         await kube.close()
     return deleted
