@@ -14,14 +14,19 @@ from pathlib import Path
 HERE = Path(__file__).parent
 CRDS = HERE.parents[1].parent / "shared" / "k8s-crds"
 BUCKET = "flyte-test"
-REAL_CLUSTER = bool(os.environ.get("FLYTE_TEST_KUBECONFIG"))
+# A real cluster instead of the double: an object-store URI its pods reach, and a kubeconfig (see conftest.py).
+REAL_KUBECONFIG = os.environ.get("FLYTE_TEST_KUBECONFIG") or os.environ.get("KUBECONFIG")
+REAL_CLUSTER = bool(os.environ.get("FLYTE_TEST_STORAGE") and REAL_KUBECONFIG)
 
 
 def settings_for(kube, **overrides):
     if REAL_CLUSTER:
-        base = {"kubeconfig": os.environ["FLYTE_TEST_KUBECONFIG"],
+        base = {"kubeconfig": REAL_KUBECONFIG.split(os.pathsep)[0],
                 "namespace": os.environ.get("FLYTE_TEST_NAMESPACE", "default"),
                 "storage": f"{os.environ['FLYTE_TEST_STORAGE'].rstrip('/')}/{uuid.uuid4().hex[:8]}"}
+        optional = {"context": "FLYTE_TEST_CONTEXT", "image": "FLYTE_TEST_IMAGE",
+                    "storage_env_secret": "FLYTE_TEST_STORAGE_SECRET", "service_account": "FLYTE_TEST_SERVICE_ACCOUNT"}
+        base.update({key: os.environ[name] for key, name in optional.items() if os.environ.get(name)})
     else:
         base = {"kubeconfig": kube.kubeconfig, "namespace": "default",
                 "storage": f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}", "start_failure_grace": 1.0,

@@ -2,10 +2,13 @@
 a Job controller and a fake kubelet that runs each pod's container as a local process), a real S3-compatible server
 (moto on loopback) for the object store, and the settings that point runs at them.
 
-Against a real cluster: set ``FLYTE_TEST_KUBECONFIG`` (and optionally ``FLYTE_TEST_NAMESPACE``) and
-``FLYTE_TEST_STORAGE`` (an object-store URI the cluster's pods can reach, with the cloud's credentials in this
-environment and in the pods) and run ``pytest -m k8s``: the same remote tests then run against that cluster instead
-of the double (tests that need the double's fault injection are skipped).
+Against a real cluster: set ``FLYTE_TEST_STORAGE`` (an object-store URI the cluster's pods can reach, with the
+cloud's credentials in this environment) and a kubeconfig (``KUBECONFIG``, or ``FLYTE_TEST_KUBECONFIG`` to keep it
+apart), and optionally ``FLYTE_TEST_CONTEXT``, ``FLYTE_TEST_NAMESPACE``, ``FLYTE_TEST_IMAGE`` (an image with this SDK
+and the engines installed), ``FLYTE_TEST_STORAGE_SECRET`` (a Secret with the store's credentials, given to the pods
+as environment) and ``FLYTE_TEST_SERVICE_ACCOUNT``; then ``pytest -m real_cluster``. The tests marked
+``real_cluster`` run against that cluster instead of the double; every other Kubernetes test needs the double (its
+objects, processes or fault injection) and is skipped.
 """
 
 from __future__ import annotations
@@ -90,3 +93,14 @@ def config_dir(tmp_path, kube):
     return tmp_path
 
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """Against a real cluster, only the tests marked ``real_cluster`` run: the rest need the double."""
+    if not REAL_CLUSTER:
+        return
+    skip = pytest.mark.skip(reason="needs the API server double (a real cluster is configured)")
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here) and item.get_closest_marker("real_cluster") is None:
+            item.add_marker(skip)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from _k8s_testkit import REAL_CLUSTER, outputs_json, run_program, wait_clean
 
-pytestmark = [pytest.mark.k8s, pytest.mark.mpi, pytest.mark.slow]
+pytestmark = [pytest.mark.k8s, pytest.mark.real_cluster, pytest.mark.mpi, pytest.mark.slow]
 
 
 def _left(kube) -> list[str]:

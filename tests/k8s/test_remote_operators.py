@@ -10,7 +10,7 @@ import shutil
 import pytest
 from _k8s_testkit import HERE, REAL_CLUSTER, outputs_json, run_program, wait_clean
 
-pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+pytestmark = [pytest.mark.k8s, pytest.mark.real_cluster, pytest.mark.slow]
 
 
 @pytest.fixture

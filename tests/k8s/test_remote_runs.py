@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from _k8s_testkit import REAL_CLUSTER, outputs_json, run_program, wait_clean
 
-pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+pytestmark = [pytest.mark.k8s, pytest.mark.real_cluster, pytest.mark.slow]
 
 
 def test_nested_gather_map_override_program_remote_equals_local(config_dir, kube):

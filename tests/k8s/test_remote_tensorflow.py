@@ -10,7 +10,7 @@ import pytest
 import yaml
 from _k8s_testkit import REAL_CLUSTER, outputs_json, run_program, wait_clean
 
-pytestmark = [pytest.mark.k8s, pytest.mark.tensorflow, pytest.mark.slow]
+pytestmark = [pytest.mark.k8s, pytest.mark.real_cluster, pytest.mark.tensorflow, pytest.mark.slow]
 
 
 def _left(kube) -> list[str]:
