@@ -9,9 +9,22 @@ tests against a real cluster.
 from __future__ import annotations
 
 import pytest
-from _k8s_testkit import REAL_CLUSTER, outputs_json, run_program, wait_clean
+from _k8s_testkit import HERE, REAL_CLUSTER, outputs_json, run_program, wait_clean
 
 pytestmark = [pytest.mark.k8s, pytest.mark.real_cluster, pytest.mark.slow]
+
+
+def _creations(kube) -> list[str]:
+    return [query.partition("?")[0] for method, query in kube.queries if method == "POST"]
+
+
+def run_main_example(cwd):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(HERE.parents[1] / "examples" / "main.py")], cwd=cwd,
+                          capture_output=True, text=True, timeout=280, env=dict(os.environ))
 
 
 def test_nested_gather_map_override_program_remote_equals_local(config_dir, kube):
@@ -70,21 +83,36 @@ def test_pod_that_cannot_start_fails_with_reason_and_events(config_dir, kube, ta
 
 
 @pytest.mark.spark
-def test_readme_main_example_runs_remotely_with_the_same_outputs(config_dir, kube, tmp_path):
-    """The seed program, unchanged: the config says remote, so flyte.run goes to the cluster; with
-    ``plugin_resources: embedded`` each Spark call is a Job whose pod runs Spark embedded (no Spark operator)."""
+@pytest.mark.parametrize("spark_runs_as", ["SparkApplication", "embedded"])
+def test_readme_main_example_runs_remotely_with_the_same_outputs(config_dir, kube, tmp_path, spark_runs_as):
+    """The repository's main example, examples/main.py, unchanged: the config in its working directory says remote,
+    so flyte.run goes to the cluster. Its Spark calls run as SparkApplications (the fake Spark operator), or, with
+    ``plugin_resources: embedded``, as Jobs whose pods run Spark embedded. Without a config it runs here."""
+    import ast
+
     import yaml
 
-    config = yaml.safe_load((config_dir / "config.yaml").read_text())
-    config["kubernetes"]["plugin_resources"] = "embedded"
-    (config_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    remote = run_program("spark_main.py", cwd=config_dir, timeout=280)
+    if spark_runs_as == "embedded":
+        config = yaml.safe_load((config_dir / "config.yaml").read_text())
+        config["kubernetes"]["plugin_resources"] = "embedded"
+        (config_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    created_before = 0 if REAL_CLUSTER else len(_creations(kube))
+    remote = run_main_example(config_dir)
     assert remote.returncode == 0, remote.stderr[-5000:]
+    if not REAL_CLUSTER:  # it did run there: the driver's Job and one object per Spark call
+        kinds = [path.rsplit("/", 1)[1] for path in _creations(kube)[created_before:]]
+        assert kinds.count("jobs") == (5 if spark_runs_as == "embedded" else 1), kinds
+        assert kinds.count("sparkapplications") == (0 if spark_runs_as == "embedded" else 4), kinds
     elsewhere = tmp_path / "no-config"
     elsewhere.mkdir()
-    local = run_program("spark_main.py", cwd=elsewhere, timeout=280)  # no config there: a local run
+    local = run_main_example(elsewhere)
     assert "[a1 " not in local.stderr  # no pod log lines: it did run here
     assert local.returncode == 0, local.stderr[-5000:]
-    assert outputs_json(remote) == outputs_json(local) == {"count": 1000, "executors": "8", "resized": 1000}
+
+    def printed(result) -> dict:
+        return ast.literal_eval(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+
+    assert printed(remote) == printed(local) == {"small": {"count": 1000, "executor_instances": "2"},
+                                                 "big": {"count": 1000, "executor_instances": "8"}}
     if not REAL_CLUSTER:
         assert wait_clean(kube) == []
