@@ -177,3 +177,38 @@ def test_bundle_of_all_files_honours_gitignore(tmp_path, monkeypatch):
     assert set(bundle.files) == {".gitignore", "pyproject.toml", "pkg/mod.py"}
     (project / "pkg" / "mod.py").write_text("X = 2\n")
     assert build_bundle(str(project), include="all").digest != bundle.digest  # content-hashed
+
+
+def test_entrypoint_runs_one_attempt_the_caller_numbered(tmp_path):
+    """Retries belong to the caller (each is a new pod or job): the entrypoint runs its attempt once, however many
+    retries the task has, and ``flyte.ctx().attempt_number`` is the caller's."""
+    namespace: dict = {"__name__": "__main__", "flyte": flyte}
+    exec(textwrap.dedent(
+        """
+        env = flyte.TaskEnvironment(name="retried")
+
+        @env.task(retries=3)
+        async def counted(path: str) -> int:
+            with open(path, "a") as handle:
+                handle.write("ran\\n")
+            if flyte.ctx().attempt_number < 2:
+                raise ConnectionError("flaky")
+            return flyte.ctx().attempt_number
+        """
+    ), namespace)
+    task = namespace["counted"]
+    task_file = tmp_path / "task.pkl"
+    task_file.write_bytes(cloudpickle.dumps(task))
+    ran = tmp_path / "ran.txt"
+    inputs = tmp_path / "inputs.msgpack"
+    runtime.write_inputs(task, str(inputs), str(ran))
+    result, outputs = _run_entrypoint(tmp_path, str(task_file), inputs, None, pickled=True)
+    assert result.returncode == 1 and ran.read_text() == "ran\n"  # attempt 1 failed, and was not retried here
+    assert (outputs / "error.json").exists()
+    (outputs / "error.json").unlink()
+    command = [sys.executable, "-m", "flyte.runtime", *runtime.arguments(
+        task=str(task_file), inputs=str(inputs), outputs=str(outputs), raw_data_path=str(tmp_path / "raw"),
+        run_name="pod-run", action="a1", attempt=3)]
+    third = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert runtime.read_outputs(task, str(outputs)) == 2 and ran.read_text() == "ran\nran\n"

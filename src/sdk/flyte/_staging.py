@@ -74,12 +74,13 @@ def attempt_location(run_prefix: str, action_name: str, attempt: int) -> str:
 
 
 def runtime_args(*, task_uri: str, attempt_uri: str, raw_data_path: str, run_name: str, action_name: str,
-                 bundle_uri: str | None) -> list[str]:
+                 bundle_uri: str | None, attempt: int = 1) -> list[str]:
     """``python -m flyte.runtime``'s arguments for one attempt laid out by :func:`attempt_location`."""
     from .runtime import arguments
 
     return arguments(task=task_uri, inputs=f"{attempt_uri}/inputs.msgpack", outputs=f"{attempt_uri}/outputs",
-                     raw_data_path=raw_data_path, run_name=run_name, action=action_name, bundle=bundle_uri)
+                     raw_data_path=raw_data_path, run_name=run_name, action=action_name, bundle=bundle_uri,
+                     attempt=attempt)
 
 
 class RunStaging:

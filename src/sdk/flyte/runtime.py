@@ -87,12 +87,14 @@ def _rebuild_exception(loaded: Any) -> BaseException | None:
 
 
 def arguments(*, task: str, inputs: str, outputs: str, raw_data_path: str, run_name: str, action: str,
-              bundle: str | None = None) -> list[str]:
+              bundle: str | None = None, attempt: int = 1) -> list[str]:
     """This runtime's command-line arguments for one call of a pickled ``task`` (what :func:`main` parses)."""
     args = ["--task", task, "--pickled-task", "--inputs", inputs, "--outputs", outputs, "--raw-data-path",
             raw_data_path, "--run-name", run_name, "--action", action]
     if bundle:
         args += ["--bundle", bundle]
+    if attempt != 1:
+        args += ["--attempt", str(attempt)]
     return args
 
 
@@ -109,9 +111,13 @@ def load_task(reference: str, pickled: bool) -> Any:
 
 
 async def _execute(task: Any, encoded: dict[str, bytes], raw_data_path: str, run_name: str | None,
-                   action_name: str | None = None, bundle: str | None = None) -> bytes:
+                   action_name: str | None = None, bundle: str | None = None, attempt: int = 1) -> bytes:
+    """One attempt of one call. The caller owns retries and the output cache (a new attempt is a new object,
+    pod or job), so neither applies here; the timeout does, so that the attempt reports it."""
     from ._controller import controller
     from ._run import RunOptions, RunState
+
+    task = task.override(retries=0, cache="disable")
 
     state = RunState(RunOptions(mode="remote", name=run_name, raw_data_path=raw_data_path, progress="quiet"))
     if os.environ.get(SETTINGS_ENV):  # a pod of a remote run: nested calls become objects on the same cluster
@@ -123,6 +129,7 @@ async def _execute(task: Any, encoded: dict[str, bytes], raw_data_path: str, run
             state.scratch["k8s_bundle_uri"] = bundle
     try:
         action = state.new_action(task.name, None)
+        action.attempts = attempt - 1  # counted up as the attempt starts: flyte.ctx().attempt_number is attempt - 1
         if action_name:
             action.name = action_name
             state.action_prefix = action_name
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-data-path", required=True)
     parser.add_argument("--run-name")
     parser.add_argument("--action", help="the action's name in its run (its nested calls are named under it)")
+    parser.add_argument("--attempt", type=int, default=1, help="which attempt of the call this is (1 = the first)")
     args = parser.parse_args(argv)
 
     import anyio
@@ -167,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             install_bundle(local if local is not None else _storage.read_bytes(args.bundle))
         task = load_task(args.task, args.pickled_task)
         encoded = msgspec.msgpack.decode(_storage.read_bytes(args.inputs), type=dict[str, bytes])
-        output = anyio.run(_execute, task, encoded, args.raw_data_path, args.run_name, args.action, args.bundle)
+        output = anyio.run(_execute, task, encoded, args.raw_data_path, args.run_name, args.action, args.bundle,
+                           args.attempt)
     except BaseException as error:  # report everything, KeyboardInterrupt included, then exit non-zero
         _storage.write_bytes(_storage.join(args.outputs, ERROR_FILE), msgspec.json.encode(_error_document(error)))
         print(f"flyte.runtime: {type(error).__name__}: {error}", file=sys.stderr)

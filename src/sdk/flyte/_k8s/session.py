@@ -304,7 +304,7 @@ def build_call(settings: KubernetesSettings, run: Any, task: Any, action: Any, a
     base = attempt_location(run_prefix, action.name, attempt)
     outputs_uri = f"{base}/outputs"
     args = runtime_args(task_uri=task_uri, attempt_uri=base, raw_data_path=run.raw_data_path, run_name=run.name,
-                        action_name=action.name, bundle_uri=bundle_uri)
+                        action_name=action.name, bundle_uri=bundle_uri, attempt=attempt)
     labels = {**settings.labels, **call_labels(run.name, action.name, task.name, attempt, root)}
     call = RemoteCall(
         name=object_name(run.name, action.name, attempt, resource.name_limit), namespace=settings.namespace,
