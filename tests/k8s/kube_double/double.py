@@ -65,6 +65,7 @@ class KubeDouble:
         self.faults = Faults(self)
         self.requests: list[tuple[str, str]] = []
         self.queries: list[tuple[str, str]] = []  # the same, with the query string
+        self.watches: list[dict] = []  # one record per watch stream served (see kube_double.watch)
         self.url: str | None = None
         self.kubeconfig: str | None = None
         self.token = "kube-double-token"

@@ -5,13 +5,17 @@ server meet: watch streams cut without the final chunk (``drop_watches``), watch
 (``stall_watches``), priority-and-fairness throttling (``throttle`` -> 429 TooManyRequests with ``Retry-After``),
 server errors (``fail`` -> 500 InternalError / 503 ServiceUnavailable), etcd compaction (``compact`` -> watches
 resuming from an older resourceVersion get 410 Expired), ResourceQuota admission rejections (``reject_create`` ->
-403 Forbidden) and a scheduler that does not get to new pods (``hold_pods``). Methods are thread-safe: tests call
-them from their own thread.
+403 Forbidden; for pods the Job controller then records a ``FailedCreate`` event on the Job), a scheduler that does
+not get to new pods (``hold_pods``), and a watch cache that loses events (``swallow_watch_events``: matching events
+are not sent while the stream stays open and later bookmarks move past them, so only a GET sees the change). Watch
+faults may name a resource (``"pods"``, ``"jobs"``...) and then only affect that resource's streams. Methods are
+thread-safe: tests call them from their own thread.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -34,21 +38,46 @@ class _RequestFault:
         return True
 
 
+@dataclass
+class _StreamFault:
+    """A fault of one watch stream: after ``after_events`` events are sent, it is cut (drop) or goes silent for
+    ``seconds`` (stall)."""
+
+    after_events: int
+    seconds: float = 0.0
+    resource: str | None = None
+
+
+@dataclass
+class _Swallow:
+    n: int
+    resource: str
+    when: Callable[[str, dict], bool] | None
+
+
+def _names(rt) -> tuple:
+    return rt.plural, rt.singular, rt.kind, rt.group_resource()
+
+
 class Faults:
     def __init__(self, double=None):
         self._lock = threading.Lock()
         self._double = double
         self._request_faults: list[_RequestFault] = []
-        self._drops: list[int] = []  # after_events per armed drop
-        self._stalls: list[float] = []
+        self._drops: list[_StreamFault] = []
+        self._stalls: list[_StreamFault] = []
+        self._swallows: list[_Swallow] = []
+        self.swallowed = 0  # how many watch events were swallowed (a test checks the fault really happened)
         self._log_drops: list[int] = []  # after_lines per armed log-stream drop
         self._creates: list[_RequestFault] = []
         self.pods_held = False
 
     # ----- arming (test side)
-    def drop_watches(self, n: int = 1, after_events: int = 0) -> None:
+    def drop_watches(self, n: int = 1, after_events: int = 0, resource: str | None = None) -> None:
+        """The next n watch streams (of ``resource``, if given) are cut abruptly after sending ``after_events``
+        events."""
         with self._lock:
-            self._drops += [after_events] * n
+            self._drops += [_StreamFault(after_events, resource=resource) for _ in range(n)]
 
     def drop_logs(self, n: int = 1, after_lines: int = 0) -> None:
         """The next n followed log streams are cut abruptly after sending ``after_lines`` lines."""
@@ -59,9 +88,17 @@ class Faults:
         with self._lock:
             return self._log_drops.pop(0) if self._log_drops else None
 
-    def stall_watches(self, n: int = 1, seconds: float = 30) -> None:
+    def stall_watches(self, n: int = 1, seconds: float = 30, after_events: int = 0, resource: str | None = None) -> None:
+        """The next n watch streams (of ``resource``, if given) send nothing, not even bookmarks, for ``seconds``
+        once they have sent ``after_events`` events."""
         with self._lock:
-            self._stalls += [seconds] * n
+            self._stalls += [_StreamFault(after_events, seconds, resource) for _ in range(n)]
+
+    def swallow_watch_events(self, resource: str, n: int = 1, when: Callable[[str, dict], bool] | None = None) -> None:
+        """The next n watch events of ``resource`` for which ``when(type, object)`` is true (any, without ``when``)
+        are not sent; the stream stays open."""
+        with self._lock:
+            self._swallows.append(_Swallow(n, resource, when))
 
     def throttle(
         self, n: int = 1, retry_after: float = 1, path_contains: str | None = None, method: str | None = None
@@ -108,6 +145,7 @@ class Faults:
             self._request_faults.clear()
             self._drops.clear()
             self._stalls.clear()
+            self._swallows.clear()
             self._log_drops.clear()
             self._creates.clear()
         self.pods_held = False
@@ -140,10 +178,30 @@ class Faults:
                     return fault
         return None
 
-    def take_drop(self) -> int | None:
-        with self._lock:
-            return self._drops.pop(0) if self._drops else None
+    def take_drop(self, rt=None) -> int | None:
+        """after_events of the drop armed for a new watch stream of ``rt``, if any."""
+        fault = self._take_stream_fault(self._drops, rt)
+        return fault.after_events if fault is not None else None
 
-    def take_stall(self) -> float | None:
+    def take_stall(self, rt=None) -> _StreamFault | None:
+        return self._take_stream_fault(self._stalls, rt)
+
+    def _take_stream_fault(self, faults: list[_StreamFault], rt) -> _StreamFault | None:
         with self._lock:
-            return self._stalls.pop(0) if self._stalls else None
+            for fault in faults:
+                if fault.resource is None or (rt is not None and fault.resource in _names(rt)):
+                    faults.remove(fault)
+                    return fault
+        return None
+
+    def take_swallow(self, rt, type_: str, obj: dict) -> bool:
+        """Whether this watch event is to be swallowed (and counted as such)."""
+        with self._lock:
+            for fault in self._swallows:
+                if fault.resource in _names(rt) and (fault.when is None or fault.when(type_, obj)):
+                    fault.n -= 1
+                    if fault.n <= 0:
+                        self._swallows.remove(fault)
+                    self.swallowed += 1
+                    return True
+        return False

@@ -11,7 +11,11 @@ with one ``{"type": ..., "object": ...}`` JSON document per line.
   ADDED (as the watch cache does). DELETED events carry the final state of the object.
 * ``allowWatchBookmarks=true``: a BOOKMARK event with the current resourceVersion every ``bookmark_interval_s``.
 * ``timeoutSeconds``: the stream ends cleanly after that long.
-* faults: a dropped stream is cut without the final chunk; a stalled one sends nothing for a while.
+* faults: a dropped stream is cut without the final chunk; a stalled one sends nothing for a while; a swallowed
+  event is not sent (the stream goes on).
+
+Every stream is recorded in ``KubeDouble.watches`` (resource, the resourceVersion it was asked to start from, the
+last resourceVersion it sent in an event or bookmark, how it ended), so tests can check how a client resumed.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ async def serve_watch(
     timeout = params.get("timeoutSeconds")
     deadline = time.monotonic() + float(timeout) if timeout not in (None, "") else None
     bookmarks = params.get("allowWatchBookmarks") in ("true", "1", "True")
-    drop_after = double.faults.take_drop()
-    stall = double.faults.take_stall()
+    drop_after = double.faults.take_drop(rt)
+    stall = double.faults.take_stall(rt)
+    record = {"resource": rt.plural, "since": rv_param, "last_sent": None, "events": 0, "ended": None}
+    double.watches.append(record)
 
     response = web.StreamResponse(
         status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"}
@@ -82,19 +88,29 @@ async def serve_watch(
         status = errors.expired(f"too old resource version: {since} ({exc.oldest + 1})").status()
         await response.write(_line("ERROR", status))
         await response.write_eof()
+        record["ended"] = "expired"
         return response
 
     sent = 0
     try:
-        if stall:
-            await asyncio.sleep(stall)
+        if stall and not stall.after_events:
+            record["ended"] = "stalled"
+            await asyncio.sleep(stall.seconds)
 
         async def send(type_, obj):
-            nonlocal sent
+            nonlocal sent, stall
+            if double.faults.take_swallow(rt, type_, obj):
+                return
             if drop_after is not None and sent >= drop_after:
                 raise _Drop()
+            if stall and sent >= stall.after_events:
+                record["ended"] = "stalled"
+                await asyncio.sleep(stall.seconds)
+                stall = None
             await response.write(_line(type_, api.render(rt, version, obj)))
             sent += 1
+            record["events"] = sent
+            record["last_sent"] = obj["metadata"].get("resourceVersion")
 
         if drop_after == 0:
             raise _Drop()
@@ -130,20 +146,24 @@ async def serve_watch(
                             },
                         )
                     )
+                    record["last_sent"] = str(store.rv)
                     last_bookmark = time.monotonic()
                 continue
             kind = translate(event)
             if kind:
                 await send(kind, event[3])
     except _Drop:
+        record["ended"] = "dropped"
         transport = request.transport
         if transport is not None:
             transport.abort()
         return response
     except ConnectionResetError:  # the client went away
+        record["ended"] = record["ended"] or "client closed"
         return response
     finally:
         store.close_watch(watcher)
+    record["ended"] = "timeout"
     await response.write_eof()
     return response
 

@@ -4,7 +4,7 @@
 - siblings: one child fails while its sibling still runs (the sibling's Job must go);
 - sleepers: two children that sleep long (the test deletes their parent's Job);
 - secret: reads a Kubernetes Secret through flyte.Secret (its value must never appear in a manifest or a log);
-- files: a File and a DataFrame made in one pod and read in another and by the caller.
+- files: a File made in one pod and read in another and by the caller (DataFrames: frames.py).
 """
 import asyncio
 import hashlib

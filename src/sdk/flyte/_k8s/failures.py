@@ -1,9 +1,10 @@
 """Why a remote call's pod failed, as the error the caller gets.
 
 A pod that cannot start (an image that cannot be pulled, a missing Secret, no node with room) fails the call with
-the reason and the pod's recent Events; a container that ended without an error document (the runtime writes one
-for every exception it sees) is described by its termination: ``OOMKilled`` becomes :class:`flyte.errors.OOMError`,
-a signal or an exit code is named.
+the reason and the pod's recent Events; so does a pod that could not even be created (a ResourceQuota refusing the
+Job controller's create leaves no pod, only a ``FailedCreate`` Warning event on the Job); a container that ended
+without an error document (the runtime writes one for every exception it sees) is described by its termination:
+``OOMKilled`` becomes :class:`flyte.errors.OOMError`, a signal or an exit code is named.
 """
 
 from __future__ import annotations
@@ -48,6 +49,37 @@ def start_error(reason: str, message: str, pod_name: str, events: list[dict[str,
     return RuntimeUserError(reason, text)
 
 
+def creation_problem(events: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(reason, message) when the latest word of an object's controller about creating its pods is a refusal: a
+    Warning ``FailedCreate`` (Job controller) or ``FailedCreatePod`` (Kubeflow operators) event with no later
+    ``SuccessfulCreate``. ``ExceededQuota`` when a ResourceQuota refused it."""
+    latest = None
+    for event in sorted(events, key=_event_order):
+        reason = event.get("reason") or ""
+        if reason.startswith(("FailedCreate", "SuccessfulCreate")):
+            latest = event
+    if latest is None or latest.get("type") != "Warning" or not latest["reason"].startswith("FailedCreate"):
+        return None
+    message = latest.get("message") or ""
+    return ("ExceededQuota" if "exceeded quota" in message else latest["reason"]), message
+
+
+def creation_error(kind: str, name: str, reason: str, message: str, events: list[dict[str, Any]]) -> Exception:
+    text = f"{kind} {name} could not create its pod: {reason}" + (f": {message}" if message else "")
+    if events:
+        text += "\nRecent events:\n" + "\n".join(describe_event(e) for e in events[-8:])
+    return RuntimeUserError(reason, text)
+
+
+def _event_order(event: dict[str, Any]) -> tuple[str, int]:
+    # Stamps have whole seconds; the resourceVersion orders events recorded within one second.
+    try:
+        version = int((event.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        version = 0
+    return event.get("lastTimestamp") or event.get("eventTime") or "", version
+
+
 def describe_event(event: dict[str, Any]) -> str:
     count = event.get("count") or 1
     return (f"  {event.get('type', 'Normal')} {event.get('reason', '')}"
@@ -78,11 +110,26 @@ def exit_error(pod: dict[str, Any], container: str, log_tail: str = "") -> Excep
             signal_name = signal.Signals(signal_number).name
         except ValueError:
             signal_name = f"signal {signal_number}"
-        return RuntimeSystemError(reason, f"pod {name}: container {container} was killed by {signal_name} "
-                                          f"(exit code {code}){tail}")
+        hint = _SIGNAL_HINTS.get(signal_name)
+        return RuntimeSystemError(signal_name, f"pod {name}: container {container} was killed by {signal_name} "
+                                               f"(exit code {code}) before reporting a result"
+                                               f"{f'; {hint}' if hint else ''}{tail}")
     message = ended.get("message") or (pod.get("status") or {}).get("message") or ""
-    return RuntimeSystemError(reason, f"pod {name}: container {container} exited with code {code} ({reason})"
-                                      f"{': ' + message if message else ''}{tail}")
+    return RuntimeSystemError(f"ExitCode{code}" if isinstance(code, int) else reason,
+                              f"pod {name}: container {container} exited with code {code} before reporting a result "
+                              "or an error (the process ended abruptly: os._exit(), a crash in native code, or a "
+                              f"wrapper's exit status){': ' + message if message else ''}{tail}")
+
+
+# What usually sends a signal that kills a task's process, for the error message.
+_SIGNAL_HINTS = {
+    "SIGKILL": "SIGKILL cannot be caught: os.kill (by the task or another process), the kernel's OOM killer (the "
+               "node ran out of memory, not the container's limit) or a forced stop sends it",
+    "SIGTERM": "it was asked to stop (the pod was deleted or evicted)",
+    "SIGSEGV": "a crash in native code (a C extension or a library it loads)",
+    "SIGABRT": "native code aborted (a failed assertion in a C library)",
+    "SIGBUS": "a crash in native code, or /dev/shm too small for what was written to it",
+}
 
 
 def _memory_limit(pod: dict[str, Any], container: str) -> str | None:

@@ -34,7 +34,15 @@ from .._staging import RunStaging, attempt_location, runtime_args
 from .._threads import shielded
 from ..errors import MaxQueuedTimeExceededError, RuntimeSystemError, RuntimeUserError
 from .client import ApiError, Kube
-from .failures import IMMEDIATE, describe_event, exit_error, start_error, start_problem
+from .failures import (
+    IMMEDIATE,
+    creation_error,
+    creation_problem,
+    describe_event,
+    exit_error,
+    start_error,
+    start_problem,
+)
 from .informer import Informer
 from .logs import LogFollower, previous_log, terminal_sink
 from .names import ACTION_LABEL, ATTEMPT_LABEL, PRIMARY_LABEL, RUN_LABEL, call_labels, label_value, object_name
@@ -46,6 +54,7 @@ log = logging.getLogger("flyte.k8s")
 DELETE_DEADLINE_S = 60.0
 BACKSTOP_S = 10.0  # how often a waiting call GETs its object, whatever the watch says
 RESULT_GRACE_S = 10.0  # how long an object that says it is done may wait for its outputs to be visible
+CREATE_EVENTS_S = 1.0  # how often an object without a pod is asked (its Events) whether its pod was refused
 
 
 class RemoteSession:
@@ -165,6 +174,8 @@ class RemoteSession:
         container = resource.primary_container(call)
         started_at = time.monotonic()
         problem_since: float | None = None
+        refusal: tuple[str, str] | None = None  # why the object's controller could not create its pod, if it said
+        events_checked = started_at
         ever_started = False
         last_backstop = started_at
         follower: LogFollower | None = None
@@ -192,11 +203,21 @@ class RemoteSession:
                                               deleting)
                 problem = start_problem(pod)
                 now = time.monotonic()
+                podless = pod is None and obj is not None and not ever_started
+                if podless and now - events_checked >= CREATE_EVENTS_S:
+                    # A controller that cannot create the pod (a ResourceQuota refusing it) leaves no pod to look at,
+                    # only Warning events on the object.
+                    events_checked = now
+                    refusal = creation_problem(await self._events(call.name))
+                if problem is None and podless:
+                    problem = refusal
                 if problem is not None:
                     problem_since = problem_since or now
                     if problem[0] in IMMEDIATE or now - problem_since >= self.settings.start_failure_grace:
-                        raise start_error(*problem, pod["metadata"]["name"] if pod else call.name,  # type: ignore[index]
-                                          await self._events(pod["metadata"]["name"] if pod else call.name))
+                        if pod is None:
+                            raise creation_error(resource.kind, f"{self.namespace}/{call.name}", *problem,
+                                                 await self._events(call.name))
+                        raise start_error(*problem, pod["metadata"]["name"], await self._events(pod["metadata"]["name"]))
                 else:
                     problem_since = None
                 if not ever_started and now - started_at > self.settings.pending_timeout:
@@ -208,7 +229,7 @@ class RemoteSession:
                 if now - last_backstop >= BACKSTOP_S:
                     last_backstop = now
                     await objects.refresh(call.name)
-                await self._wait(min(BACKSTOP_S, 1.0 if problem is not None else BACKSTOP_S))
+                await self._wait(min(BACKSTOP_S, CREATE_EVENTS_S if problem is not None or podless else BACKSTOP_S))
         finally:
             if follower is not None:
                 await follower.stop(drain_s=2.0 if _pod_done(pod) else 0.0)
