@@ -86,8 +86,10 @@ def _decoder_for(annotation: Any) -> msgspec.msgpack.Decoder | None:
 
 
 def encode_value(value: Any, annotation: Any, where: str, raw_data_path: str) -> bytes:
-    if raw_data_path and "://" in raw_data_path and not raw_data_path.startswith("file://"):
-        from .io._paths import offloading  # flyte.io values of a remote run travel as object-store URIs
+    if raw_data_path and "://" in raw_data_path:
+        # flyte.io values of a remote run travel as URIs under its raw data: on an object store, or file:// on a
+        # volume every pod mounts (a path on one pod's own disk means nothing to another).
+        from .io._paths import offloading
 
         with offloading(raw_data_path):
             return _encode_value(value, annotation, where, raw_data_path)

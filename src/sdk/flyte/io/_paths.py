@@ -100,8 +100,10 @@ def upload(source: Path, uri: str) -> str:
 
 @contextlib.contextmanager
 def offloading(raw_data_path: str) -> Iterator[None]:
-    """While encoding values for a run whose raw data is on an object store: local File/Dir paths are uploaded."""
-    token = _offload_to.set(raw_data_path if is_object(raw_data_path) else None)
+    """While encoding values for a run whose raw data is on an object store, or a ``file://`` shared volume: local
+    File/Dir paths elsewhere are uploaded (copied) there."""
+    shared = is_object(raw_data_path) or raw_data_path.startswith("file://")
+    token = _offload_to.set(raw_data_path if shared else None)
     try:
         yield
     finally:
@@ -116,7 +118,21 @@ def offloaded(path: str) -> str:
     source = Path(local_path(path) or path)
     if not source.exists():
         return path
-    return upload(source, f"{target.rstrip('/')}/{uuid.uuid4().hex[:16]}/{source.name}")
+    destination = f"{target.rstrip('/')}/{uuid.uuid4().hex[:16]}/{source.name}"
+    shared_dir = local_path(target)
+    if shared_dir is None:
+        return upload(source, destination)
+    if source.resolve().is_relative_to(Path(shared_dir).resolve()):
+        return path  # already on the shared volume
+    import shutil
+
+    copy = Path(local_path(destination))  # type: ignore[arg-type]
+    ensure_parent(copy)
+    if source.is_dir():
+        shutil.copytree(source, copy)
+    else:
+        shutil.copyfile(source, copy)
+    return destination
 
 
 def _cache() -> str:
