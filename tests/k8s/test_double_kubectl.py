@@ -128,3 +128,51 @@ def test_custom_resource_apply_and_unknown_field(double, tmp_path):
     assert double.objects("rayjobs")[0]["spec"]["entrypoint"] == "python other.py"
     kubectl(double, "delete", "rayjob", "rayjob-sample")
     assert double.objects("rayjobs") == []
+
+
+CRASHING_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: kc-crasher
+spec:
+  restartPolicy: Always
+  containers:
+  - name: main
+    image: python:3.11
+    command: ["python", "-c"]
+    args: ["import os; print('instance ' + os.environ.get('HOSTNAME', '?') + ' crashing', flush=True); raise SystemExit(3)"]
+"""
+
+
+def test_previous_log_of_a_crashed_container_as_kubectl_reads_it(double, tmp_path):
+    """After a crash and restart, the SDK's ``previous_log`` (``previous=True``) gives the crashed instance's log,
+    the same lines ``kubectl logs --previous`` shows."""
+    import asyncio
+
+    from flyte._k8s.client import Kube
+    from flyte._k8s.logs import previous_log
+    from flyte._k8s.settings import parse
+
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(CRASHING_POD)
+    kubectl(double, "apply", "-f", str(manifest))
+    try:
+        def restarted() -> bool:
+            pod = json.loads(kubectl(double, "get", "pod", "kc-crasher", "-o", "json").stdout)
+            return ((pod["status"].get("containerStatuses") or [{}])[0].get("restartCount") or 0) >= 1
+
+        assert wait_for(restarted, 30)
+        by_kubectl = kubectl(double, "logs", "kc-crasher", "--previous").stdout.strip()
+        assert by_kubectl == "instance kc-crasher crashing"
+
+        async def read() -> str:
+            kube = await Kube.connect(parse({"kubeconfig": double.kubeconfig}))
+            try:
+                return await previous_log(kube, "default", "kc-crasher", "main")
+            finally:
+                await kube.close()
+
+        assert asyncio.run(read()) == by_kubectl
+    finally:
+        kubectl(double, "delete", "pod", "kc-crasher", "--wait=true")
