@@ -1,16 +1,18 @@
 """The remote controller's overhead per call, over the Kubernetes API server double.
 
 The double (tests/k8s/kube_double: a test double of the API server, Job controller and kubelet, whose pods are local
-processes) and the S3 server (moto) run in processes of their own, so this process's CPU time is the controller's.
-For 1, 10 and 100 concurrent calls of a trivial task (one run, its calls submitted together):
+processes) and the S3 server (moto) run in processes of their own. Two measurements, each against a baseline taken
+in the same run: the same ``python -m flyte.runtime`` processes (what each pod runs) started directly, reading their
+inputs from and writing their outputs to the same S3 store, so only the controller and the cluster differ.
 
-- remote wall: from the first submit to the last output read;
-- baseline wall, measured in the same run: the same number of ``python -m flyte.runtime`` processes (what each pod
-  runs) started together directly, with local files: the calls' cost with no controller and no cluster;
-- overhead per call: (remote wall - baseline wall) / calls, i.e. what the controller and the API round trips add
-  (uploading inputs, creating the Job, the double scheduling it, the watch seeing the pod start and end, reading the
-  outputs, deleting the Job), pod start excluded;
-- controller CPU per call: this process's CPU time / calls.
+1. Child calls (what the issue asks): a remote task, itself in a pod, calls 1, 10 or 100 children at once with
+   ``asyncio.gather``; the children's Jobs are submitted from its pod. Every child returns when its body started, so
+   each call splits into submit -> running (uploading inputs, creating the Job, the double scheduling it, the pod's
+   process starting) and running -> outputs read (the body, the watch seeing the pod end, reading the outputs). The
+   baseline splits the same way: process spawn -> body, body -> exit. Overhead per call excluding pod start =
+   remote call time - baseline process time.
+2. Calls from this process (a run's root calls): wall time of n calls against n direct processes, and the
+   controller's CPU time per call (this process's CPU: the servers are elsewhere).
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ env = flyte.TaskEnvironment(name="bench_k8s")
 @env.task
 async def noop(x: int) -> int:
     return x
+
+
+@env.task
+async def started_at(i: int) -> float:
+    """When its body started (the double's pods run on this machine: one clock)."""
+    return time.time()
+
+
+@env.task
+async def fan_out(n: int) -> list[list[float]]:
+    """``n`` child calls at once, from this task's pod: [submitted, child body started, outputs read] each."""
+
+    async def one(i: int) -> list[float]:
+        submitted = time.time()
+        began = await started_at(i)
+        return [submitted, began, time.time()]
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
 def _start_servers(folder: str) -> tuple[list[subprocess.Popen[bytes]], str, str]:
@@ -78,23 +98,51 @@ async def _concurrent(n: int) -> dict[str, float]:
     return {"wall": wall, "cpu": (time.process_time() - cpu0) / n}
 
 
-def _direct_runtime(folder: str, n: int) -> float:
-    """``n`` ``python -m flyte.runtime`` processes started together with local files: the calls with no controller
-    and no cluster; their wall time."""
+def _direct_children(folder: str, storage: str, n: int) -> list[list[float]]:
+    """``n`` runtime processes of ``started_at`` started together, with inputs and outputs on the S3 store: [spawned,
+    body started, exited] each (exits seen by polling every 5 ms)."""
     import cloudpickle
-    import msgspec
 
-    task_file = Path(folder) / "task.pkl"
-    task_file.write_bytes(cloudpickle.dumps(noop))
-    inputs = Path(folder) / "inputs.msgpack"
-    inputs.write_bytes(msgspec.msgpack.encode(noop.interface.encode_inputs({"x": 1}, folder)))
-    start = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-m", "flyte.runtime", "--task", str(task_file), "--pickled-task",
-                                   "--inputs", str(inputs), "--outputs", str(Path(folder) / f"out{i}"),
-                                   "--raw-data-path", folder]) for i in range(n)]
-    for process in processes:
-        assert process.wait() == 0
-    return time.perf_counter() - start
+    from flyte import _storage, runtime
+
+    prefix = f"{storage}/direct/{os.urandom(4).hex()}"
+    _storage.write_bytes(f"{prefix}/task.pkl", cloudpickle.dumps(started_at))
+    runtime.write_inputs(started_at, f"{prefix}/inputs.msgpack", 1)
+    spawned, processes = [], []
+    for i in range(n):
+        spawned.append(time.time())
+        processes.append(subprocess.Popen([sys.executable, "-m", "flyte.runtime", *runtime.arguments(
+            task=f"{prefix}/task.pkl", inputs=f"{prefix}/inputs.msgpack", outputs=f"{prefix}/out{i}",
+            raw_data_path=f"{prefix}/data", run_name="direct", action=f"a{i}")]))
+    exited: dict[int, float] = {}
+    while len(exited) < n:
+        for i, process in enumerate(processes):
+            if i not in exited and process.poll() is not None:
+                assert process.returncode == 0
+                exited[i] = time.time()
+        time.sleep(0.005)
+    return [[spawned[i], runtime.read_outputs(started_at, f"{prefix}/out{i}"), exited[i]] for i in range(n)]
+
+
+def _wall(rows: list[list[float]]) -> float:
+    return max(row[2] for row in rows) - min(row[0] for row in rows)
+
+
+def _child_calls(folder: str, storage: str, n: int) -> str:
+    remote = flyte.with_runcontext(mode="remote").run(fan_out, n=n).outputs()[0]
+    direct = _direct_children(folder, storage, n)
+
+    def median(rows: list[list[float]], a: int, b: int) -> float:
+        return statistics.median(row[b] - row[a] for row in rows) * 1000
+
+    # With many calls on a small machine the processes compete for its cores, so per-call latencies depend on how
+    # the starts overlap; the whole fan-out's wall time is the comparable figure, per call.
+    remote_wall, direct_wall = _wall(remote), _wall(direct)
+    return (f"{n:>3} child calls: {remote_wall:.2f}s in all vs {direct_wall:.2f}s for the same processes alone "
+            f"({remote_wall / direct_wall:.2f}x): overhead {(remote_wall - direct_wall) / n * 1000:.0f} ms/call "
+            f"excluding pod start. Median call: submit->running {median(remote, 0, 1):.0f} ms, running->outputs read "
+            f"{median(remote, 1, 2):.0f} ms (alone: spawn->body {median(direct, 0, 1):.0f}, body->exit "
+            f"{median(direct, 1, 2):.0f})")
 
 
 def main() -> None:
@@ -106,8 +154,14 @@ def main() -> None:
         try:
             flyte.init(kubernetes={"kubeconfig": kubeconfig, "storage": storage, "watch_timeout": 30})
             asyncio.run(_concurrent(1))  # warm: bundle upload, connections
+            print("child calls from a remote task's pod, with the same processes started directly as baseline:",
+                  flush=True)
             for n in (1, 10, 100):
-                direct = statistics.median(_direct_runtime(folder, n) for _ in range(3 if n < 100 else 1))
+                print(_child_calls(folder, storage, n), flush=True)
+            print("root calls from this process:", flush=True)
+            for n in (1, 10, 100):
+                direct = statistics.median(_wall(_direct_children(folder, storage, n))
+                                           for _ in range(3 if n < 100 else 1))
                 remote = asyncio.run(_concurrent(n))
                 print(f"{n:>3} concurrent: remote {remote['wall']:.2f}s vs {direct:.2f}s for the same processes "
                       f"started directly ({remote['wall'] / direct:.2f}x): overhead "
