@@ -240,7 +240,12 @@ def _restore_runtime_conf(session: Any, previous: dict[str, str | None]) -> None
 class GenericSparkTask(AsyncFunctionTaskTemplate):
     """Runs the JVM application of a ``GenericSparkConf`` with ``spark-submit``, then the function's body (which
     may post-process the application's output; it can be ``pass``). A non-zero exit raises
-    :class:`SparkSubmitError` with the exit code and the end of the application's stderr."""
+    :class:`SparkSubmitError` with the exit code and the end of the application's stderr.
+
+    On Kubernetes the JVM application is the whole task: a SparkApplication of type Java whose driver runs the jar's
+    main class. No Python runs there, so the body does not run and the call returns None once the application
+    COMPLETES (FAILED or SUBMISSION_FAILED fail the call with the driver's log); a task declaring an output is
+    refused before submission. Write portable tasks as ``-> None`` and let the application write its results."""
 
     task_type: ClassVar[str] = "spark"
     supports_reuse: ClassVar[bool] = False

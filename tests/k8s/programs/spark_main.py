@@ -1,5 +1,6 @@
 """The README's main example as users write it (init_from_config, flyte.run): with a config that says remote, its
-calls run on the cluster; Spark runs embedded in each call's pod (until part 2's SparkApplication)."""
+calls run on the cluster, each Spark call as a SparkApplication whose driver runs the task (the override's resize
+included: its sparkConf asks for 8 executors)."""
 import json
 
 import flyte

@@ -51,6 +51,18 @@ class KubernetesResource:
         the pending timeout stops counting then)."""
         return False
 
+    def writes_outputs(self, call: RemoteCall) -> bool:
+        """Whether the call's primary container runs ``flyte.runtime``, which leaves an outputs or error document.
+        False for an object that runs a program of the user's own (a JVM application): it succeeds when its status
+        says so, and the call returns None."""
+        return True
+
+    def primary_pod(self, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The pod whose log and exit are the call's, among the call's pods labelled ``flyte.org/primary`` (None:
+        not there yet). Default: the newest, since a Job may replace a pod. A kind whose replicas share one
+        template, so that every node carries the label, picks its node 0 here."""
+        return max(pods, key=lambda pod: pod["metadata"].get("creationTimestamp", "")) if pods else None
+
     def variant(self, settings: Any) -> KubernetesResource:
         """The resource to use under these settings (a plugin may offer another kind, e.g. Trainer v2's TrainJob)."""
         return self

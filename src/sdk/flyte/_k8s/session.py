@@ -42,6 +42,7 @@ from .failures import (
     exit_error,
     start_error,
     start_problem,
+    termination,
 )
 from .informer import Informer
 from .logs import LogFollower, previous_log, terminal_sink
@@ -165,8 +166,9 @@ class RemoteSession:
         found = [pod for pod in pods.values()
                  if (labels := pod["metadata"].get("labels") or {}).get(ACTION_LABEL) == action
                  and labels.get(ATTEMPT_LABEL) == attempt and labels.get(PRIMARY_LABEL) == "true"]
-        # A Job may replace a pod; the newest is the one that counts.
-        return max(found, key=lambda pod: pod["metadata"].get("creationTimestamp", "")) if found else None
+        # Several pods may carry the label (a Job's replacement pod, every node of a job whose replicas share one
+        # template): the call's resource says which one counts.
+        return resource_for(call.task, self.settings).primary_pod(found)
 
     async def _supervise(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str,
                          action: Any) -> bytes:
@@ -239,8 +241,9 @@ class RemoteSession:
                       deleting: bool = False) -> bytes:
         from ..runtime import ERROR_FILE, OUTPUTS_FILE, error_from_document
 
+        writes = resource.writes_outputs(call)
         deadline = time.monotonic() + RESULT_GRACE_S
-        while True:
+        while writes:
             with contextlib.suppress(FileNotFoundError):
                 return await _storage.read_bytes_async(f"{outputs_uri}/{OUTPUTS_FILE}")
             with contextlib.suppress(FileNotFoundError):
@@ -250,6 +253,15 @@ class RemoteSession:
             if failed or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
+        if not writes and outcome is None:  # the pod ended first; the object's own word on it follows shortly
+            objects, deadline = self._informers[resource.collection_path(self.namespace)], time.monotonic() + 5.0
+            while outcome is None and time.monotonic() < deadline:
+                await self._wait(0.5)
+                obj = objects.objects.get(call.name)
+                outcome = resource.outcome(obj) if obj is not None else None
+        phase = ((pod or {}).get("status") or {}).get("phase")
+        if not writes and (outcome.succeeded if outcome is not None else phase == "Succeeded"):
+            return call.task.interface.encode_output(None, self.run.raw_data_path)  # nothing to read: None
         if follower is not None:
             await follower.stop()
         tail = "\n".join(follower.lines[-20:]) if follower is not None else ""
@@ -257,6 +269,15 @@ class RemoteSession:
             ended = exit_error(pod, container) if pod is not None else None
             raise RuntimeSystemError("Deleted", f"{resource.kind} {self.namespace}/{call.name} was deleted before it "
                                                 f"finished{f' ({ended})' if ended else ''}")
+        if not writes:  # the user's own program failed: the object's state, the exit and the log say why
+            if pod is not None and not tail:
+                tail = await previous_log(self.kube, self.namespace, pod["metadata"]["name"], container)
+            code = (termination(pod, container) or {}).get("exitCode") if pod is not None else None
+            why = outcome.message if outcome is not None and outcome.message else \
+                f"container {container} exited with code {code}"
+            raise RuntimeUserError(outcome.reason if outcome is not None else f"ExitCode{code}",
+                                   f"{resource.kind} {self.namespace}/{call.name} failed: {why}" +
+                                   (f"\nLast lines of its log:\n{tail}" if tail else ""))
         if pod is not None and (pod.get("status") or {}).get("phase") == "Failed":
             if not tail:
                 tail = await previous_log(self.kube, self.namespace, pod["metadata"]["name"], container)

@@ -11,14 +11,17 @@ What it does (as the operator and the Spark driver pod it submits do):
   id>``, ``sparkoperator.k8s.io/app-name: <name>``, ``sparkoperator.k8s.io/launched-by-spark-operator: "true"``,
   ``sparkoperator.k8s.io/submission-id``; the annotations ``spec.driver.annotations``; the container named
   ``spark-kubernetes-driver`` (image ``driver.image`` or ``spec.image``); env ``spec.driver.env`` and
-  ``envFrom``; ``serviceAccountName: spec.driver.serviceAccount``; a cpu request of ``driver.coreRequest`` /
-  ``driver.cores``;
+  ``envFrom``; ``serviceAccountName: spec.driver.serviceAccount``; a cpu request of ``driver.coreRequest`` (else
+  sparkConf's ``spark.kubernetes.driver.request.cores``, else ``driver.cores``) and a cpu limit of
+  ``driver.coreLimit`` (else ``spark.kubernetes.driver.limit.cores``), as spark-submit sizes the driver pod (a value
+  the API server rejects, e.g. a cpu request that is not a quantity, fails the pod's creation: SUBMISSION_FAILED);
 * the driver container runs a real ``spark-submit`` (the installed pyspark's ``bin/spark-submit``) in client deploy
   mode, like the real driver pod's entrypoint does: ``--master local[N] --deploy-mode client --name <name>``
   ``--conf k=v`` for ``spec.sparkConf`` (but ``spark.master``/``spark.submit.deployMode``), ``--conf
   spark.hadoop.k=v`` for ``spec.hadoopConf``, ``--conf spark.executor.instances/cores/memory`` and
   ``spark.driver.cores/memory`` from the spec, then for ``type: Python`` the main file and ``spec.arguments``, for
-  Java/Scala ``--class <mainClass> <jar> <arguments>``. ``mainApplicationFile`` loses its ``local://`` (or
+  Java/Scala ``--class <mainClass> <jar> <arguments>`` (a real JVM application: the jar is run by spark-submit on
+  the local master, and a main class that cannot be loaded fails the driver with spark-submit's message). ``mainApplicationFile`` loses its ``local://`` (or
   ``file://``) scheme; a path that does not exist here is looked up by its basename on ``PATH`` (e.g.
   ``local:///usr/local/bin/flyte-runtime.py`` -> the first ``flyte-runtime.py`` on ``PATH``); otherwise the
   submission fails.
@@ -37,7 +40,8 @@ SUBMITTED -> RUNNING -> COMPLETED/FAILED skips the SUCCEEDING/FAILING steps; ``r
 ``Never`` (OnFailure/Always are not retried); no webhook (volumes, tolerations... of driver/executor specs other
 than the template are ignored), no driver UI Service/Ingress (``spark.ui.enabled=false`` unless sparkConf sets it),
 no ``deps`` download (jars/files/pyFiles are passed to spark-submit as ``--jars``/``--files``/``--py-files`` when
-they are local paths), no memory limits on the driver pod, no dynamicAllocation, suspend, or R. The driver's
+they are local paths), no memory requests or limits (``memory``, ``memoryOverhead``, ``memoryLimit``) and no
+``gpu`` on the driver pod (this machine's kubelet has neither to enforce), no dynamicAllocation, suspend, or R. The driver's
 scratch (``spark.local.dir``, ``java.io.tmpdir``, ``TMPDIR``) is a per-application folder of the double, removed
 with the application.
 """
@@ -264,10 +268,18 @@ class SparkApplicationOperator(Operator):
         set_env(container, {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
                             "SPARK_LOCAL_IP": "127.0.0.1"})
         set_env(container, self.base_env(app), override=False)
-        cores = driver.get("coreRequest") or driver.get("cores")
+        # As spark-submit sizes the driver pod (the operator's fields are passed as the same settings, after
+        # sparkConf, so they win); a value the API server rejects fails the pod's creation, hence the submission.
+        conf = spec.get("sparkConf") or {}
+        cores = driver.get("coreRequest") or conf.get("spark.kubernetes.driver.request.cores") or driver.get("cores")
+        limit = driver.get("coreLimit") or conf.get("spark.kubernetes.driver.limit.cores")
+        resources = container.setdefault("resources", {})
         if cores is not None:
-            resources = container.setdefault("resources", {})
             resources.setdefault("requests", {}).setdefault("cpu", str(cores))
+        if limit is not None:
+            resources.setdefault("limits", {}).setdefault("cpu", str(limit))
+        if not resources:
+            container.pop("resources")
         if driver.get("serviceAccount"):
             pod_spec["serviceAccountName"] = driver["serviceAccount"]
         pod_spec["restartPolicy"] = "Never"
