@@ -1,5 +1,6 @@
-"""What every Kubeflow job's resource shares: ``runPolicy``, a replica's container resources, and the status
-conditions (Created, Running, Restarting, Succeeded, Failed) that say when it started and how it ended."""
+"""What every Kubeflow job's resource shares: ``runPolicy``, a replica's container resources, the status conditions
+(Created, Running, Restarting, Succeeded, Failed) that say when it started and how it ended, and picking node 0
+among pods that share one template."""
 
 from __future__ import annotations
 
@@ -45,3 +46,17 @@ def run_policy_spec(policy: Any, call: Any) -> dict[str, Any]:
     if policy.backoff_limit is not None:
         out["backoffLimit"] = policy.backoff_limit
     return out
+
+
+def pod_of_index(pods: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, Any] | None:
+    """Node 0 among pods made from one template (every one labelled primary): the newest pod whose ``labels`` all
+    have these values (an operator's replica or completion index). None while the operator has not made it yet;
+    the newest pod when none carries the labels at all (an operator that does not set them)."""
+    indexed = [pod for pod in pods if any(key in (pod["metadata"].get("labels") or {}) for key in labels)]
+    if not indexed:
+        candidates = pods
+    else:
+        candidates = [pod for pod in indexed
+                      if all((pod["metadata"].get("labels") or {}).get(key, value) == value
+                             for key, value in labels.items())]
+    return max(candidates, key=lambda pod: pod["metadata"].get("creationTimestamp", "")) if candidates else None

@@ -9,6 +9,7 @@ task really executes on the real engine, inside the double's pods (local process
 * :mod:`.pytorch` -- PyTorchJob (``kubeflow.org/v1``, kubeflow training-operator v1.x);
 * :mod:`.mpi` -- MPIJob (``kubeflow.org/v2beta1``, mpi-operator v0.8; ``kubeflow.org/v1``, training-operator);
 * :mod:`.tensorflow` -- TFJob (``kubeflow.org/v1``, kubeflow training-operator v1.x);
+* :mod:`.trainer` -- TrainJob (``trainer.kubeflow.org/v1alpha1``, Kubeflow Trainer v2, with JobSet's part);
 
 all built on :mod:`.base` (reconcile loop, owned pods with controller ownerReferences, status subresource writes,
 TTLs, free ports on 127.0.0.1). An operator is started only when its CRD was loaded (``KubeDouble(crd_dir=...)``);
@@ -22,7 +23,10 @@ from .pytorch import PyTorchJobOperator
 from .ray import RayJobOperator
 from .spark import SparkApplicationOperator
 from .tensorflow import TFJobOperator
+from .trainer import TrainJobOperator
 
-ALL = (SparkApplicationOperator, RayJobOperator, DaskJobOperator, PyTorchJobOperator, MPIJobOperator, TFJobOperator)
+ALL = (SparkApplicationOperator, RayJobOperator, DaskJobOperator, PyTorchJobOperator, MPIJobOperator, TFJobOperator,
+       TrainJobOperator)
 
-__all__ = ["ALL", "Operator", "DaskJobOperator", "MPIJobOperator", "PyTorchJobOperator", "RayJobOperator", "SparkApplicationOperator"]
+__all__ = ["ALL", "Operator", "DaskJobOperator", "MPIJobOperator", "PyTorchJobOperator", "RayJobOperator", "SparkApplicationOperator",
+           "TrainJobOperator"]
