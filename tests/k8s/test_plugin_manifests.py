@@ -55,7 +55,8 @@ def _spark_configs():
                                            "tolerations": [{"key": "spark", "operator": "Exists"}]},
                                  labels={"team": "data"})
     return [
-        Spark(spark_conf={"spark.executor.instances": "3", "spark.executor.memory": "2g", "spark.driver.cores": "2"},
+        Spark(spark_conf={"spark.executor.instances": "3", "spark.executor.memory": "2g", "spark.driver.cores": "2",
+                          "spark.executor.cores": "3"},
               hadoop_conf={"fs.s3a.fast.upload": "true"}, driver_pod=template, executor_pod=template),
         Spark(),
         GenericSparkConf(main_class="org.apache.spark.examples.SparkPi",
@@ -63,10 +64,25 @@ def _spark_configs():
     ]
 
 
+def _spark_manifest(plugin_config, *, resources=None, output: bool = True) -> dict:
+    """A Spark task's manifest; ``output=False``: the task returns None (a GenericSparkConf task must)."""
+    env = flyte.TaskEnvironment(name="golden", plugin_config=plugin_config, image="ghcr.io/acme/app:2",
+                                resources=resources, secrets=[flyte.Secret(key="token", group="creds")])
+
+    async def work(x: int) -> int:
+        return x
+
+    async def job(x: int) -> None:
+        return None
+
+    [manifest] = flyte.kubernetes.dry_run(env.task(work if output else job), 1, run_name="golden")
+    return manifest
+
+
 @pytest.mark.parametrize("index", range(3))
 def test_spark_application(validators, index):
     config = _spark_configs()[index]
-    manifest = _manifest(config)
+    manifest = _manifest(config) if index != 2 else _spark_manifest(config, output=False)
     assert manifest["kind"] == "SparkApplication"
     _check(validators, manifest)
     spec = manifest["spec"]
@@ -79,8 +95,95 @@ def test_spark_application(validators, index):
         env = {e["name"]: e for e in spec["driver"]["env"]}
         assert env["CREDS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "creds", "key": "token"}
         assert spec["timeToLiveSeconds"] == 3600 and spec["image"] == "ghcr.io/acme/app:2"
+        executor = spec["executor"]
+        assert executor["cores"] == 3
+        assert executor["template"]["spec"]["tolerations"] == [{"key": "spark", "operator": "Exists"}]
+        assert executor["template"]["metadata"]["labels"]["team"] == "data"
+        assert "flyte.org/primary" not in executor["template"]["metadata"]["labels"]  # the driver is the primary
+        executor_env = {e["name"]: e for e in executor["env"]}
+        assert executor_env["CREDS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "creds", "key": "token"}
+        assert executor_env["MODE"]["value"] == "fast"
     if index == 2:
         assert spec["type"] == "Java" and spec["mainClass"] == "org.apache.spark.examples.SparkPi"
+        assert spec["mainApplicationFile"] == "local:///opt/spark/examples/jars/spark-examples.jar"
+        assert "arguments" not in spec and "pythonVersion" not in spec  # the JVM application runs, not flyte.runtime
+
+
+_DRIVER_ONLY_TEMPLATE = flyte.PodTemplate(pod_spec={"containers": [
+    {"name": "spark-kubernetes-driver", "resources": {"requests": {"cpu": "7"}}}]})
+
+
+@pytest.mark.parametrize("resources, conf, driver, executor, absent", [
+    # request = limit: the pod's memory (heap + overhead) is the request; overhead max(384 MiB, 10%)
+    (flyte.Resources(cpu=2, memory="4Gi"), {},
+     {"cores": 2, "coreRequest": "2", "coreLimit": "2", "memory": "3686m", "memoryOverhead": "410m",
+      "memoryLimit": "4Gi"}, None, {"driver": ["gpu"], "executor": ["gpu"]}),
+    # a range, a fraction of a cpu, a GPU on every pod
+    (flyte.Resources(cpu=("500m", 3), memory=("1Gi", "2Gi"), gpu=1), {},
+     {"cores": 1, "coreRequest": "500m", "coreLimit": "3", "memory": "640m", "memoryOverhead": "384m",
+      "memoryLimit": "2Gi", "gpu": {"name": "nvidia.com/gpu", "quantity": 1}}, None, {}),
+    # spark_conf wins over the resource it would set, side by side
+    (flyte.Resources(cpu=4, memory="8Gi", gpu=1),
+     {"spark.driver.cores": "1", "spark.driver.memory": "2g", "spark.kubernetes.executor.limit.cores": "6",
+      "spark.executor.resource.gpu.amount": "2", "spark.executor.memoryOverhead": "1g"},
+     {"cores": 1, "coreRequest": "4", "coreLimit": "4", "memory": "2g", "memoryLimit": "8Gi",
+      "gpu": {"name": "nvidia.com/gpu", "quantity": 1}},
+     {"cores": 4, "coreRequest": "4", "memory": "7168m", "memoryLimit": "8Gi"},
+     {"driver": ["memoryOverhead"], "executor": ["coreLimit", "gpu", "memoryOverhead"]}),
+])
+def test_spark_environment_resources_size_driver_and_executors(validators, resources, conf, driver, executor,
+                                                              absent):
+    from flyteplugins.spark.task import Spark
+
+    spec = _spark_manifest(Spark(spark_conf=conf), resources=resources)["spec"]
+    _check(validators, _spark_manifest(Spark(spark_conf=conf), resources=resources))
+    for side, wanted in (("driver", driver), ("executor", executor or driver)):
+        assert {key: spec[side].get(key) for key in wanted} == wanted, side
+        assert [key for key in absent.get(side, []) if key in spec[side]] == [], side
+    assert spec["sparkConf"] == conf  # passed as written: spark-submit sees the user's settings
+
+
+def test_spark_template_resources_and_impossible_sizes():
+    from flyte.errors import NonRecoverableError
+    from flyteplugins.spark.task import Spark
+
+    # A driver template that sizes its Spark container itself keeps its size; the executors follow the environment.
+    spec = _spark_manifest(Spark(driver_pod=_DRIVER_ONLY_TEMPLATE), resources=flyte.Resources(cpu=2))["spec"]
+    assert "coreRequest" not in spec["driver"] and spec["executor"]["coreRequest"] == "2"
+    with pytest.raises(NonRecoverableError, match=r"memory request of 600Mi .* at least 834Mi"):
+        _spark_manifest(Spark(), resources=flyte.Resources(memory="600Mi"))
+    with pytest.raises(NonRecoverableError, match=r"memory limit 2Gi .*spark.driver.memory'\]=2g"):
+        _spark_manifest(Spark(spark_conf={"spark.driver.memory": "2g"}), resources=flyte.Resources(memory="2Gi"))
+
+
+def test_generic_spark_task_with_an_output_is_refused_before_submission():
+    from flyte.errors import NonRecoverableError
+    from flyteplugins.spark.task import GenericSparkConf
+
+    config = GenericSparkConf(main_class="com.example.App", applications_path="local:///opt/app.jar")
+    with pytest.raises(NonRecoverableError, match=r"declares an output \(int\).*JVM application is the whole task"):
+        _spark_manifest(config)
+    assert _spark_manifest(config, output=False)["spec"]["type"] == "Java"
+
+
+@pytest.mark.parametrize("status, outcome", [
+    ({"applicationState": {"state": "RUNNING"}}, None),
+    ({"applicationState": {"state": "COMPLETED"}}, (True, "COMPLETED")),
+    ({"applicationState": {"state": "FAILED", "errorMessage": "driver container failed with ExitCode: 1"}},
+     (False, "FAILED")),
+    ({"applicationState": {"state": "SUBMISSION_FAILED", "errorMessage": "failed to run spark-submit: quota"}},
+     (False, "SUBMISSION_FAILED")),
+    # the operator gives up on a failed submission (no retries left) with FAILED, keeping spark-submit's error
+    ({"applicationState": {"state": "FAILED", "errorMessage": "failed to run spark-submit: quota"}},
+     (False, "SUBMISSION_FAILED")),
+])
+def test_spark_application_outcome(status, outcome):
+    from flyteplugins.spark._k8s import SparkApplicationResource
+
+    got = SparkApplicationResource().outcome({"status": status})
+    assert (got.succeeded, got.reason) == outcome if outcome else got is None
+    if got is not None and not got.succeeded:
+        assert got.message.startswith(got.reason) and status["applicationState"]["errorMessage"] in got.message
 
 
 def test_ray_job(validators):
@@ -89,7 +192,12 @@ def test_ray_job(validators):
     config = RayJobConfig(
         worker_node_config=[WorkerNodeConfig(group_name="cpu", replicas=2, min_replicas=1, max_replicas=4,
                                              ray_start_params={"num-cpus": "1"},
-                                             requests=flyte.Resources(cpu="1", memory="1Gi"))],
+                                             requests=flyte.Resources(cpu="1", memory="1Gi"),
+                                             limits=flyte.Resources(cpu="2", memory="2Gi"),
+                                             pod_template=flyte.PodTemplate(
+                                                 pod_spec={"containers": [{"name": "ray-worker"}],
+                                                           "tolerations": [{"key": "ray", "operator": "Exists"}]},
+                                                 labels={"team": "ml"}))],
         head_node_config=HeadNodeConfig(ray_start_params={"dashboard-host": "0.0.0.0"},
                                         requests=flyte.Resources(cpu="1", memory="2Gi")),
         enable_autoscaling=True, autoscaler_options=AutoscalerOptionsConfig(upscaling_mode="Default",
@@ -116,6 +224,76 @@ def test_ray_job(validators):
     assert head["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     submitter = spec["submitterPodTemplate"]
     assert submitter["metadata"]["labels"]["flyte.org/primary"] == "true"
+    assert spec["submissionMode"] == "K8sJobMode"
+    assert cluster["headGroupSpec"]["rayStartParams"] == {"dashboard-host": "0.0.0.0"}
+    assert group["rayStartParams"] == {"num-cpus": "1"}
+    worker = group["template"]
+    [worker_container] = worker["spec"]["containers"]
+    assert worker_container["name"] == "ray-worker" and worker_container["image"] == "ghcr.io/acme/app:2"
+    assert worker_container["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"},
+                                             "limits": {"cpu": "2", "memory": "2Gi"}}
+    assert worker["spec"]["tolerations"] == [{"key": "ray", "operator": "Exists"}]
+    assert worker["metadata"]["labels"]["team"] == "ml" and "flyte.org/primary" not in worker["metadata"]["labels"]
+
+
+def test_ray_job_nodes_carry_the_calls_identity(validators):
+    """KubeRay's job supervisor starts the driver on the head (with the head container's environment), and every
+    node's runtime-env agent fetches the working_dir from the store: head and workers get what the submitter gets."""
+    from flyte import _initialize
+    from flyteplugins.ray.task import RayJobConfig, WorkerNodeConfig
+
+    flyte.init(kubernetes={"storage": "s3://my-bucket/flyte", "service_account": "runner",
+                           "image_pull_secrets": ["regcred"], "storage_env_secret": "s3-creds"})
+    try:
+        env = flyte.TaskEnvironment(name="golden", image="ghcr.io/acme/app:2",
+                                    plugin_config=RayJobConfig(worker_node_config=[WorkerNodeConfig(group_name="w")]),
+                                    secrets=[flyte.Secret(key="token", group="creds"),
+                                             flyte.Secret(key="cert", group="tls", mount="/etc/flyte/secrets")])
+
+        async def work(x: int) -> int:
+            return x
+
+        [manifest] = flyte.kubernetes.dry_run(env.task(work), 1, run_name="identity")
+    finally:
+        _initialize._current = None
+    _check(validators, manifest)
+    spec = manifest["spec"]
+    submitter = spec["submitterPodTemplate"]["spec"]
+    cluster = spec["rayClusterSpec"]
+    for node in (cluster["headGroupSpec"]["template"], cluster["workerGroupSpecs"][0]["template"]):
+        pod = node["spec"]
+        [container] = pod["containers"]
+        assert pod["serviceAccountName"] == submitter["serviceAccountName"] == "runner"
+        assert pod["imagePullSecrets"] == submitter["imagePullSecrets"] == [{"name": "regcred"}]
+        assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+        env_vars = {e["name"]: e for e in container["env"]}
+        assert env_vars["CREDS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "creds", "key": "token"}
+        assert "FLYTE_K8S_SETTINGS" in env_vars  # the tier's settings, for nested calls and the store
+        assert env_vars["FLYTE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        [volume] = [v for v in pod["volumes"] if "secret" in v]
+        assert volume["secret"]["secretName"] == "tls"
+        assert [m["mountPath"] for m in container["volumeMounts"] if m["name"] == volume["name"]] == \
+            ["/etc/flyte/secrets/tls"]
+        assert "flyte.org/primary" not in node["metadata"]["labels"]
+
+
+def test_ray_job_without_shutdown_has_no_ttl(validators):
+    """shutdown_after_job_finishes=False (the default, as in flytekit) is kept: no TTL (KubeRay rejects a TTL
+    without shutdown); the controller deletes the RayJob after the call."""
+    from kube_double.operators.ray import validate
+
+    from flyteplugins.ray.task import RayJobConfig, WorkerNodeConfig
+
+    manifest = _manifest(RayJobConfig(worker_node_config=[WorkerNodeConfig(group_name="w")],
+                                      shutdown_after_job_finishes=False))
+    _check(validators, manifest)
+    assert manifest["spec"]["shutdownAfterJobFinishes"] is False
+    assert "ttlSecondsAfterFinished" not in manifest["spec"]
+    assert validate(manifest) is None  # the (fake) operator's own rules
+    shut = _manifest(RayJobConfig(worker_node_config=[WorkerNodeConfig(group_name="w")],
+                                  shutdown_after_job_finishes=True))
+    assert shut["spec"]["shutdownAfterJobFinishes"] is True and shut["spec"]["ttlSecondsAfterFinished"] == 3600
+    assert validate(shut) is None
 
 
 def test_dask_job(validators):
@@ -147,6 +325,9 @@ def test_pytorch_elastic_job(validators, nnodes, replicas, low):
     assert policy["rdzvBackend"] == "c10d" and policy["maxRestarts"] == 1
     assert list(spec["pytorchReplicaSpecs"]) == ["Worker"] and spec["pytorchReplicaSpecs"]["Worker"]["replicas"] == \
         replicas
+    # A failed node fails the job (flytekit's default), rather than rerunning the task in place: retries are the SDK's.
+    worker = spec["pytorchReplicaSpecs"]["Worker"]
+    assert worker["restartPolicy"] == worker["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_pytorch_master_worker_job(validators):
@@ -169,6 +350,11 @@ def test_pytorch_master_worker_job(validators):
     env = {e["name"]: e.get("value") for e in master["template"]["spec"]["containers"][0]["env"]}
     assert env["TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC"] == "300"
     assert worker["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+    assert master["restartPolicy"] == worker["restartPolicy"] == "Never"
+    # Only rank 0's documents are the call's: a worker's own error goes below, where it cannot overwrite them.
+    [master_args, worker_args] = [r["template"]["spec"]["containers"][0]["args"] for r in (master, worker)]
+    outputs = master_args[master_args.index("--outputs") + 1]
+    assert worker_args[worker_args.index("--outputs") + 1] == f"{outputs}/replicas/worker"
 
 
 def test_single_node_and_attached_configs_run_as_plain_jobs():
@@ -229,3 +415,36 @@ def test_trainer_v2_train_job_when_the_settings_select_it(validators):
     labels = spec["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0][
         "template"]["spec"]["template"]["metadata"]["labels"]
     assert labels["flyte.org/primary"] == "true"
+
+
+def test_trainer_v2_train_job_of_a_master_worker_task(validators):
+    """PyTorch(master, worker) as a TrainJob: one process per node, run through the node command that gives it the
+    RANK/WORLD_SIZE/MASTER_* Trainer passes only as PET_* (which the trainer's env must not set); mounted secrets
+    reach the node container through the runtime patch."""
+    from flyte import _initialize
+    from flyteplugins.pytorch.task import Master, PyTorch, Worker
+
+    flyte.init(kubernetes={"storage": "s3://b/p", "pytorch_resource": "TrainJob"})
+    try:
+        env = flyte.TaskEnvironment(name="golden", image="ghcr.io/acme/app:2",
+                                    plugin_config=PyTorch(master=Master(requests=flyte.Resources(cpu="2")),
+                                                          worker=Worker(replicas=2)),
+                                    secrets=[flyte.Secret(key="token", group="creds", mount="/etc/flyte/secrets")])
+
+        async def work(x: int) -> int:
+            return x
+
+        [manifest] = flyte.kubernetes.dry_run(env.task(work), 1, run_name="golden")
+    finally:
+        _initialize._current = None
+    assert manifest["kind"] == "TrainJob"
+    _check(validators, manifest)
+    trainer = manifest["spec"]["trainer"]
+    assert trainer["command"] == ["python", "-m", "flyteplugins.pytorch._k8s"]
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (3, 1)
+    assert trainer["resourcesPerNode"] == {"requests": {"cpu": "2"}}
+    assert not [e for e in trainer["env"] if e["name"].startswith("PET_")]  # Trainer's reserved names
+    pod = manifest["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0][
+        "template"]["spec"]["template"]["spec"]
+    [mount] = pod["containers"][0]["volumeMounts"]
+    assert pod["containers"][0]["name"] == "node" and mount["name"] == pod["volumes"][0]["name"]

@@ -3,15 +3,25 @@
 The job's cluster comes from the head and worker groups (replicas, min/max, ``ray_start_params``, pod templates,
 requests/limits; ``enable_autoscaling`` with ``autoscaler_options`` turns on the in-tree autoscaler); the
 entrypoint runs the task (``python -m flyte.runtime``), which attaches to the job's cluster (``RAY_ADDRESS``); the
-user's ``runtime_env`` is the job's ``runtimeEnvYAML``. The cluster is shut down when the job ends
-(``shutdownAfterJobFinishes``) and the RayJob removed after ``ttlSecondsAfterFinished``. ``address=`` still attaches
-to an existing cluster instead (a Job runs the task). The submitter's log is the driver log; its pod is the primary
-pod. Terminal: ``jobDeploymentStatus`` Complete / Failed / ValidationFailed. Names are at most 47 characters (KubeRay
-derives longer ones from them).
+user's ``runtime_env`` plus the code bundle on the object store as ``working_dir`` is the job's ``runtimeEnvYAML``.
+
+In K8sJobMode the submitter pod only submits the job: KubeRay's job supervisor starts the entrypoint (the driver) on
+the head, with the head container's environment, and Ray's workers fetch the ``working_dir`` from the object store
+themselves. So the head and worker pods carry the call's identity as the submitter does: service account, image
+pull secrets, the ``storage_env_secret`` (``envFrom``), the task's secrets (env and mounted volumes), and the
+tier's settings and store endpoint in their environment.
+
+``shutdown_after_job_finishes=True`` shuts the cluster down when the job ends, and the RayJob goes
+``ttlSecondsAfterFinished`` later (KubeRay accepts a TTL only with shutdown); with False (the default, as in
+flytekit) the cluster lives until the RayJob is deleted, which the controller does after the call whatever its end.
+``address=`` still attaches to an existing cluster instead (a Job runs the task). The submitter's log is the driver
+log; its pod is the primary pod. Terminal: ``jobDeploymentStatus`` Complete / Failed / ValidationFailed. Names are at
+most 47 characters (KubeRay derives longer ones from them).
 """
 
 from __future__ import annotations
 
+import copy
 import shlex
 from typing import Any
 
@@ -32,21 +42,37 @@ def _ray_version() -> str:
         return "2.40.0"
 
 
-def _node(call: RemoteCall, name: str, node: Any, labels: dict[str, str], env: list[dict[str, Any]]) -> dict[str, Any]:
+def _node(call: RemoteCall, name: str, node: Any, labels: dict[str, str], call_pod: dict[str, Any]) -> dict[str, Any]:
+    """A head or worker group's pod template: the node's own template, requests and limits, with the call's
+    identity taken from the call's pod (``call_pod``, the submitter's): the driver runs on the head, and every
+    node's runtime-env agent reads the ``working_dir`` from the store."""
     template = node.pod_template if node is not None and not isinstance(node.pod_template, str) else None
-    spec: dict[str, Any] = dict(template.pod_spec) if template is not None else {}
-    containers = [dict(c) for c in spec.get("containers", [])]
+    spec: dict[str, Any] = copy.deepcopy(template.pod_spec) if template is not None else {}
+    containers = spec.setdefault("containers", [])
     container = next((c for c in containers if c.get("name") == name), None)
     if container is None:
         container = {"name": name}
         containers.insert(0, container)
+    call_spec = call_pod["spec"]
+    call_container = call_spec["containers"][0]
     container.setdefault("image", call.image)
-    container["env"] = [*container.get("env", []), *env]
+    container["env"] = [*container.get("env", []), *call_container.get("env", [])]
+    if call_container.get("envFrom"):
+        container["envFrom"] = [*container.get("envFrom", []), *call_container["envFrom"]]
+    volumes, mounts = call.volumes()
+    if volumes:
+        spec["volumes"] = [*spec.get("volumes", []), *volumes]
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *mounts]
+    for key in ("serviceAccountName", "imagePullSecrets"):
+        if key in call_spec and key not in spec:
+            spec[key] = copy.deepcopy(call_spec[key])
     resources = resource_requirements(node.requests, node.limits) if node is not None else {}
     if resources:
         container["resources"] = resources
-    spec["containers"] = containers
-    return {"metadata": {"labels": {**(template.labels if template else {}), **labels}}, "spec": spec}
+    metadata: dict[str, Any] = {"labels": {**(template.labels if template else {}), **labels}}
+    if template is not None and template.annotations:
+        metadata["annotations"] = dict(template.annotations)
+    return {"metadata": metadata, "spec": spec}
 
 
 class RayJobResource(KubernetesResource):
@@ -67,17 +93,16 @@ class RayJobResource(KubernetesResource):
     def build(self, call: RemoteCall) -> dict[str, Any]:
         config: RayJobConfig = call.task.plugin_config
         pod = call.pod_template(container_name=SUBMITTER_CONTAINER)
-        env = pod["spec"]["containers"][0].get("env", [])
         node_labels = {k: v for k, v in call.labels.items() if k != "flyte.org/primary"}
         head = config.head_node_config
         head_group = {"rayStartParams": dict(head.ray_start_params or {}) if head else {},
-                      "template": _node(call, "ray-head", head, node_labels, env)}
+                      "template": _node(call, "ray-head", head, node_labels, pod)}
         workers = [{
             "groupName": group.group_name, "replicas": group.replicas,
             "minReplicas": group.min_replicas if group.min_replicas is not None else group.replicas,
             "maxReplicas": group.max_replicas if group.max_replicas is not None else group.replicas,
             "rayStartParams": dict(group.ray_start_params or {}),
-            "template": _node(call, "ray-worker", group, node_labels, env),
+            "template": _node(call, "ray-worker", group, node_labels, pod),
         } for group in config.worker_node_config]
         cluster: dict[str, Any] = {"rayVersion": _ray_version(), "headGroupSpec": head_group}
         if workers:
@@ -98,15 +123,18 @@ class RayJobResource(KubernetesResource):
                 if options.resources is not None:
                     rendered["resources"] = resource_requirements(options.resources, options.resources)
                 cluster["autoscalerOptions"] = rendered
-        ttl = config.ttl_seconds_after_finished
         spec: dict[str, Any] = {
             "entrypoint": shlex.join(["python", *call.command[1:], *call.args]),
             "submissionMode": "K8sJobMode",
-            "shutdownAfterJobFinishes": True,  # the job's own cluster: it goes when the job ends
-            "ttlSecondsAfterFinished": ttl if ttl is not None else call.settings.ttl_seconds_after_finished,
+            "shutdownAfterJobFinishes": config.shutdown_after_job_finishes,
             "rayClusterSpec": cluster,
             "submitterPodTemplate": pod,
         }
+        if config.shutdown_after_job_finishes:
+            ttl = config.ttl_seconds_after_finished
+            spec["ttlSecondsAfterFinished"] = ttl if ttl is not None else call.settings.ttl_seconds_after_finished
+        # (Without shutdown KubeRay rejects any TTL; the controller deletes the RayJob, and so its cluster, after
+        # the call, and `flyte gc` finds one whose controller died.)
         runtime_env = dict(config.runtime_env or {})
         bundle = call.args[call.args.index("--bundle") + 1] if "--bundle" in call.args else None
         if bundle and "working_dir" not in runtime_env:
@@ -124,7 +152,8 @@ class RayJobResource(KubernetesResource):
             succeeded = status.get("jobStatus") == "SUCCEEDED"
             return Outcome(succeeded, status.get("jobStatus", deployment), status.get("message", ""))
         if deployment in ("Failed", "ValidationFailed"):
-            return Outcome(False, status.get("reason") or deployment, status.get("message", ""))
+            reason = status.get("reason") or deployment  # ValidationFailed, AppFailed, PreRunningDeadlineExceeded...
+            return Outcome(False, reason, f"{reason}: {status.get('message', '')}")
         return None
 
 

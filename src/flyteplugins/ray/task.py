@@ -59,7 +59,12 @@ class RayFunctionTask(AsyncFunctionTaskTemplate):
             from ._attach import AttachSpec, connect, disconnect
             from ._runtime_env import job_runtime_env
 
-            runtime_env, _ = job_runtime_env(config.runtime_env, bundle, local=False)
+            if config.address:
+                runtime_env, _ = job_runtime_env(config.runtime_env, bundle, local=False)
+            else:
+                # A RayJob's driver: the job's runtime env (the user's, with the bundle as working_dir, from the
+                # RayJob's runtimeEnvYAML) applies already, and Ray refuses a driver's that repeats its fields.
+                runtime_env = "null"
             attach = AttachSpec(address, runtime_env)
             handle = await acquire_engine(ENGINE_KIND, attach, lambda: connect(attach), disconnect, alive=_connected)
         else:

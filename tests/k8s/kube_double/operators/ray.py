@@ -26,7 +26,7 @@ What it does (as ``ray-operator/controllers/ray/rayjob_controller.go`` does):
 * when the submitter Job completes: ``jobStatus: SUCCEEDED`` / ``jobDeploymentStatus: Complete``; when it fails:
   ``FAILED`` / ``Failed`` with ``reason: AppFailed`` and a message; ``endTime``, ``succeeded``/``failed`` counts;
   ``spec.activeDeadlineSeconds`` -> ``Failed``/``DeadlineExceeded``; a cluster that is not up within
-  ``preRunningDeadlineSeconds`` (else 60 s) -> ``Failed``/``PreRunningDeadlineExceeded``;
+  ``preRunningDeadlineSeconds`` (when set: KubeRay has no default) -> ``Failed``/``PreRunningDeadlineExceeded``;
 * ``shutdownAfterJobFinishes: true``: ``ttlSecondsAfterFinished`` (default 0) seconds after ``endTime`` the cluster
   is deleted (the head and worker pods; every Ray process of the cluster is then stopped, see below); the RayJob
   and its submitter Job stay, as KubeRay's default. Like KubeRay with its operator environment variable
@@ -39,12 +39,21 @@ Simplified (document-level differences from KubeRay):
   ``127.0.0.1:<free port>`` instead of ``<cluster>-head-svc:6379``;
 * the submitter runs the entrypoint as a Ray driver itself (``RAY_ADDRESS=127.0.0.1:<gcs port>``, so
   ``ray.init()`` joins the cluster) instead of ``ray job submit`` through the dashboard (which needs the
-  dashboard); so the submitter pod's log *is* the driver log, and ``runtimeEnvYAML`` is not applied by Ray: it is
-  handed to the submitter as ``RAY_RUNTIME_ENV_YAML`` (also ``RAY_JOB_SUBMISSION_ID=<jobId>``); its Job's
-  ``backoffLimit`` is ``submitterConfig.backoffLimit`` or 0 (KubeRay: 2), since a retry here re-runs the workload;
+  dashboard); so the submitter pod's log *is* the driver log. What the job supervisor on the head would do is done
+  there first (``ray_node.py job``): ``runtimeEnvYAML`` (also handed over as ``RAY_RUNTIME_ENV_YAML``) is the job's
+  runtime env, a remote ``working_dir`` (``s3://...zip``) is downloaded and unpacked by Ray's own code and the
+  entrypoint runs in it, its ``env_vars`` are set, and ``RAY_JOB_CONFIG_JSON_ENV_VAR`` carries the job config, so
+  the workers' runtime-env agents fetch the ``working_dir`` from the store themselves and a driver whose
+  ``ray.init(runtime_env=...)`` repeats a field of the job's fails as on Ray. As KubeRay's driver runs on the head,
+  the submitter's container gets the head container's ``env``, ``envFrom`` and ``volumeMounts`` (the head pod's
+  volumes, service account and image pull secrets too) instead of its own (also ``RAY_JOB_SUBMISSION_ID=<jobId>``);
+  its Job's ``backoffLimit`` is ``submitterConfig.backoffLimit`` or 0 (KubeRay: 2), since a retry here re-runs the
+  workload;
 * ``clusterSelector`` (an existing RayCluster) is accepted by validation but no RayCluster runs here, so such a job
-  ends ``Failed``/``PreRunningDeadlineExceeded``; InteractiveMode waits (``Waiting``) for a ``jobId`` forever;
+  stays ``Initializing`` (``Failed``/``PreRunningDeadlineExceeded`` with a deadline); InteractiveMode waits (``Waiting``) for a ``jobId`` forever;
   no suspend, deletionStrategy, autoscaling, retries (``backoffLimit``) of the whole RayJob, or dashboardURL;
+* test hook: ``reject_next(message)`` makes the next RayJob fail validation with that message (the SDK builds no
+  spec KubeRay refuses, so its handling of ValidationFailed is tested through this);
 * Ray processes: ``ray start --block`` runs raylet, gcs_server, the dashboard agent, ... as its children in the
   pod's process group, so the kubelet's SIGTERM/SIGKILL of the group stops them. As a ``ray stop`` equivalent,
   whatever process still names the cluster's scratch folder (its ``--temp-dir``, a short ``/tmp/kd-*`` folder, as
@@ -126,6 +135,14 @@ class RayJobOperator(Operator):
     short_scratch = True
     delete_rayjob_after_finish = os.environ.get("DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", "").lower() == "true"
 
+    def __init__(self, double):
+        super().__init__(double)
+        self.injected_problems: list[str] = []
+
+    def reject_next(self, message: str, n: int = 1) -> None:
+        """Test hook: the next ``n`` RayJobs fail validation with ``message``."""
+        self.injected_problems.extend([message] * n)
+
     def cleanup_scratch(self, uid):
         path = self.scratch_dirs.get(uid)
         if path:
@@ -143,7 +160,7 @@ class RayJobOperator(Operator):
         if phase == "ValidationFailed":
             return
         if not phase:
-            problem = validate(rayjob)
+            problem = validate(rayjob) or (self.injected_problems.pop(0) if self.injected_problems else None)
             if problem:
                 status.update(jobDeploymentStatus="ValidationFailed", reason="ValidationFailed", message=problem)
                 self.event(rayjob, "Warning", "ValidationFailed", problem)
@@ -275,8 +292,8 @@ class RayJobOperator(Operator):
     def initializing(self, rayjob, status):
         spec = rayjob.get("spec") or {}
         cluster = status["rayClusterName"]
-        limit = float(spec.get("preRunningDeadlineSeconds") or 60)
-        if time.time() - parse_time(status["startTime"]) >= limit:
+        limit = spec.get("preRunningDeadlineSeconds")
+        if limit is not None and time.time() - parse_time(status["startTime"]) >= float(limit):
             self.end(rayjob, status, "", "Failed", "PreRunningDeadlineExceeded",
                      f"The RayJob has passed the preRunningDeadlineSeconds. StartTime: {status['startTime']}. "
                      f"PreRunningDeadlineSeconds: {int(limit)}")
@@ -323,8 +340,9 @@ class RayJobOperator(Operator):
             image = ((head.get("spec") or {}).get("containers") or [{}])[0].get("image", "rayproject/ray")
             containers.append({"name": "ray-job-submitter", "image": image})
         container = containers[0]
+        self.as_on_head(spec, pod_spec, container)
         entrypoint = spec.get("entrypoint") or "true"
-        container["command"] = ["/bin/bash", "-lc", "--", f'export PATH="{VENV_BIN}:$PATH"; {entrypoint}']
+        container["command"] = [*RAY_CLI, "job", "--", f'export PATH="{VENV_BIN}:$PATH"; {entrypoint}']
         container.pop("args", None)
         env = {"RAY_ADDRESS": f"127.0.0.1:{mem['gcs']}", "RAY_JOB_SUBMISSION_ID": status["jobId"],
                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **RAY_ENV}
@@ -337,6 +355,26 @@ class RayJobOperator(Operator):
         template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
         backoff = int((spec.get("submitterConfig") or {}).get("backoffLimit", 0))
         self.create_job(rayjob, name, {"backoffLimit": backoff, "template": template}, labels)
+
+    @staticmethod
+    def as_on_head(spec, pod_spec, container):
+        """KubeRay's job supervisor starts the driver on the head: the driver sees the head container's environment,
+        mounts and identity, not the submitter's."""
+        head = ((spec.get("rayClusterSpec") or {}).get("headGroupSpec") or {}).get("template") or {}
+        head_spec = head.get("spec") or {}
+        head_container = (head_spec.get("containers") or [{}])[0]
+        for key in ("env", "envFrom", "volumeMounts"):
+            container.pop(key, None)
+            if head_container.get(key):
+                container[key] = copy.deepcopy(head_container[key])
+        known = {v.get("name") for v in pod_spec.get("volumes") or []}
+        extra = [copy.deepcopy(v) for v in head_spec.get("volumes") or [] if v.get("name") not in known]
+        if extra:
+            pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), *extra]
+        for key in ("serviceAccountName", "imagePullSecrets"):
+            pod_spec.pop(key, None)
+            if head_spec.get(key):
+                pod_spec[key] = copy.deepcopy(head_spec[key])
 
     def running(self, rayjob, status):
         meta = rayjob["metadata"]
