@@ -212,3 +212,15 @@ def test_entrypoint_runs_one_attempt_the_caller_numbered(tmp_path):
     third = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert third.returncode == 0, third.stderr
     assert runtime.read_outputs(task, str(outputs)) == 2 and ran.read_text() == "ran\nran\n"
+
+
+def test_a_one_package_bundle_keeps_its_folder_as_a_ray_working_dir(user_code, tmp_path):
+    """Ray strips a zip's single top-level folder from a remote ``working_dir``; the bundle's root marker keeps
+    ``userpkg/`` (the only folder of this bundle) importable on a RayJob's nodes. Checked with Ray's own unpacking."""
+    packaging = pytest.importorskip("ray._private.runtime_env.packaging")
+    bundle = build_bundle(root=str(tmp_path / "src"))
+    assert bundle.files and all(name.startswith("userpkg/") for name in bundle.files)
+    assert packaging.get_top_level_dir_from_compressed_package(str(bundle.archive)) is None
+    unpacked = tmp_path / "unpacked"
+    packaging.unzip_package(str(bundle.archive), str(unpacked), remove_top_level_directory=True, unlink_zip=False)
+    assert (unpacked / "userpkg" / "tasks.py").exists()

@@ -144,6 +144,11 @@ def find_project_root(start: str | None = None) -> str:
     return str(here)
 
 
+# A file at the bundle's root. Without it a bundle holding one package folder (``myproj/``) has a single top-level
+# directory, which Ray strips from a remote ``working_dir`` zip: ``import myproj`` then fails on a RayJob's nodes.
+_MARKER = ".flyte-bundle"
+
+
 def build_bundle(root: str | None = None, include: str = "loaded") -> CodeBundle:
     """Pack the user's code (see module docstring); reuses the cached bundle when the content is unchanged."""
     if include not in ("loaded", "all"):
@@ -152,7 +157,7 @@ def build_bundle(root: str | None = None, include: str = "loaded") -> CodeBundle
         files = all_files(root or find_project_root())
     else:
         files = loaded_user_files(root)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_MARKER.encode())  # the layout is part of the content
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0")
         with open(files[rel], "rb") as handle:
@@ -171,8 +176,10 @@ def build_bundle(root: str | None = None, include: str = "loaded") -> CodeBundle
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(source, target)
                 tree.mkdir(exist_ok=True)
+                (tree / _MARKER).write_text(key)
                 zip_path = staging / "bundle.zip"
                 with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+                    zf.write(tree / _MARKER, _MARKER)
                     for rel in sorted(files):
                         zf.write(tree / rel, rel)
                 if not directory.exists():
