@@ -99,9 +99,12 @@ async def serve(request: web.Request, pod: dict, instances: dict, waiting_reason
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
     history = instances.get(container) or []
     if params.get("previous") in ("true", "1"):
-        if len(history) < 2:
+        # The kubelet reads the instance of the container's lastState: while it waits in CrashLoopBackOff that is
+        # the latest instance (none newer has started), else the one before the latest.
+        backing_off = waiting_reason(container) == "CrashLoopBackOff"
+        if len(history) < (1 if backing_off else 2):
             raise errors.bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
-        log = history[-2]
+        log = history[-1] if backing_off else history[-2]
     else:
         if not history:
             reason = waiting_reason(container) or "ContainerCreating"
