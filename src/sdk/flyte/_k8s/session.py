@@ -9,7 +9,8 @@ One attempt of a remote call (:meth:`RemoteSession.run_attempt`):
    call (a retried create whose answer was lost, a controller that crashed and came back) is adopted;
 3. the run's watches (list then watch, see ``informer``) follow the object and its primary pod; the pod's log is
    followed once its container runs; a pod that cannot start fails the call after ``start_failure_grace`` with its
-   Events, and one not started after ``pending_timeout`` fails it too;
+   Events, and so does an object whose controller reports it could not create its pod (``FailedCreate``, e.g. a
+   ResourceQuota); one not started after ``pending_timeout`` fails it too;
 4. when the object or the pod is done, the outputs or the error document on the store decide the outcome (the
    object's status confirms it, and names the cause when the pod died without a document: OOMKilled, a signal);
 5. the object is deleted: in the background after an outcome was read, or, when the call was cut short (timeout,
