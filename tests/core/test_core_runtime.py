@@ -224,3 +224,28 @@ def test_a_one_package_bundle_keeps_its_folder_as_a_ray_working_dir(user_code, t
     unpacked = tmp_path / "unpacked"
     packaging.unzip_package(str(bundle.archive), str(unpacked), remove_top_level_directory=True, unlink_zip=False)
     assert (unpacked / "userpkg" / "tasks.py").exists()
+
+
+def test_concurrent_writes_of_one_file_uri_all_succeed(tmp_path):
+    """Two calls of one task write its pickle to the same ``file://`` URI at once, from worker threads; a temp name
+    shared by the process let one write rename the other's away (FileNotFoundError in a remote call)."""
+    import threading
+
+    from flyte import _storage
+
+    errors: list[BaseException] = []
+
+    def write(payload: bytes) -> None:
+        try:
+            for _ in range(100):
+                _storage.write_bytes(f"file://{tmp_path}/task.pkl", payload)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(bytes([i]) * 50_000,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and os.listdir(tmp_path) == ["task.pkl"]
+    assert len(set((tmp_path / "task.pkl").read_bytes())) == 1  # one writer's whole content, not a mix

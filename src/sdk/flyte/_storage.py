@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from collections.abc import Callable
 from urllib.parse import urlparse
 
 Reader = Callable[[str], bytes]
 Writer = Callable[[str, bytes], None]
 _backends: dict[str, tuple[Reader, Writer]] = {}
+_writes = itertools.count()
 
 
 def register_scheme(scheme: str, read: Reader, write: Writer) -> None:
@@ -54,7 +57,9 @@ def write_bytes(uri: str, data: bytes) -> None:
         _backend(uri)[1](uri, data)
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # Unique per write, not per process: two calls of one task write its pickle concurrently from worker threads,
+    # and a shared temp name let one rename the other's file away (FileNotFoundError).
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.{next(_writes)}.tmp"
     with open(tmp, "wb") as handle:
         handle.write(data)
     os.replace(tmp, path)
