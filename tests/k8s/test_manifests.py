@@ -190,7 +190,7 @@ async def test_each_task_object_is_pickled_as_itself_even_when_ids_are_reused(tm
     for _ in range(50):  # copies made and dropped in turn, as a driver's sequential override() calls do
         for task in (first, second):
             copy = task.override(retries=1)
-            uri = await session.task_uri(copy)
+            uri = await session.staging.task_uri(copy)
             name = cloudpickle.loads(Path(uri.removeprefix("file://")).read_bytes()).name
             assert name == task.name
             del copy

@@ -100,13 +100,6 @@ class RemoteSession:
             self._informers[collection] = informer
         return informer
 
-    # -- data -------------------------------------------------------------------------------------------------
-    async def bundle_uri(self) -> str | None:
-        return await self.staging.bundle_uri()
-
-    async def task_uri(self, task: Any) -> str:
-        return await self.staging.task_uri(task)
-
     # -- one attempt ------------------------------------------------------------------------------------------
     def build_call(self, task: Any, action: Any, attempt: int, resource: KubernetesResource, *, task_uri: str,
                    bundle_uri: str | None) -> tuple[RemoteCall, str]:
@@ -161,7 +154,7 @@ class RemoteSession:
         raise RuntimeSystemError("NameConflict", f"{resource.kind} {self.namespace}/{name} exists and belongs to "
                                                  f"another run ({labels.get(RUN_LABEL)!r})")
 
-    def _primary_pod(self, call: RemoteCall) -> dict[str, Any] | None:
+    def _primary_pod(self, resource: KubernetesResource, call: RemoteCall) -> dict[str, Any] | None:
         pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"].objects
         action, attempt = call.labels[ACTION_LABEL], call.labels[ATTEMPT_LABEL]
         found = [pod for pod in pods.values()
@@ -169,7 +162,7 @@ class RemoteSession:
                  and labels.get(ATTEMPT_LABEL) == attempt and labels.get(PRIMARY_LABEL) == "true"]
         # Several pods may carry the label (a Job's replacement pod, every node of a job whose replicas share one
         # template): the call's resource says which one counts.
-        return resource_for(call.task, self.settings).primary_pod(found)
+        return resource.primary_pod(found)
 
     async def _supervise(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str,
                          action: Any) -> bytes:
@@ -189,12 +182,12 @@ class RemoteSession:
                 if obj is None and call.name in objects.deleted:
                     raise RuntimeSystemError("Deleted", f"{resource.kind} {self.namespace}/{call.name} was deleted "
                                                         "before it finished")
-                pod = self._primary_pod(call)
+                pod = self._primary_pod(resource, call)
                 if pod is not None and follower is None and _container_started(pod, container):
                     ever_started = True
                     follower = LogFollower(self.kube, self.namespace, pod["metadata"]["name"], container,
                                            terminal_sink(f"[{action.name} {action.task_name}] "),
-                                           lambda: _pod_done(self._primary_pod(call)))
+                                           lambda: _pod_done(self._primary_pod(resource, call)))
                     follower.start()
                 if obj is not None and not ever_started and resource.started(obj):
                     ever_started = True
