@@ -37,9 +37,7 @@ def start_problem(pod: dict[str, Any] | None) -> tuple[str, str] | None:
 
 
 def start_error(reason: str, message: str, pod_name: str, events: list[dict[str, Any]]) -> Exception:
-    text = f"pod {pod_name} could not start: {reason}" + (f": {message}" if message else "")
-    if events:
-        text += "\nRecent events:\n" + "\n".join(describe_event(e) for e in events[-8:])
+    text = _with_events(f"pod {pod_name} could not start: {reason}" + (f": {message}" if message else ""), events)
     if reason in ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull"):
         return ImagePullBackOffError(reason, text)
     if reason == "InvalidImageName":
@@ -66,9 +64,11 @@ def creation_problem(events: list[dict[str, Any]]) -> tuple[str, str] | None:
 
 def creation_error(kind: str, name: str, reason: str, message: str, events: list[dict[str, Any]]) -> Exception:
     text = f"{kind} {name} could not create its pod: {reason}" + (f": {message}" if message else "")
-    if events:
-        text += "\nRecent events:\n" + "\n".join(describe_event(e) for e in events[-8:])
-    return RuntimeUserError(reason, text)
+    return RuntimeUserError(reason, _with_events(text, events))
+
+
+def _with_events(text: str, events: list[dict[str, Any]]) -> str:
+    return text + ("\nRecent events:\n" + "\n".join(describe_event(e) for e in events[-8:]) if events else "")
 
 
 def _event_order(event: dict[str, Any]) -> tuple[str, int]:

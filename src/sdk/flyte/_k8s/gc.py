@@ -48,9 +48,11 @@ async def collect(dry_run: bool = False) -> list[str]:
         # as an object of its own.
         pods = await kube.request("GET", f"/api/v1/namespaces/{settings.namespace}/pods",
                                   query={"labelSelector": f"{MANAGED_BY}={MANAGER}"})
-        orphans = [item for item in pods.get("items") or [] if not item["metadata"].get("ownerReferences")]
-        for kind, path, item in [(r.kind, r.path(settings.namespace, i["metadata"]["name"]), i) for r, i in found] + [
-                ("Pod", f"/api/v1/namespaces/{settings.namespace}/pods/{i['metadata']['name']}", i) for i in orphans]:
+        candidates = [(resource.kind, resource.path(settings.namespace, item["metadata"]["name"]), item)
+                      for resource, item in found]
+        candidates += [("Pod", f"/api/v1/namespaces/{settings.namespace}/pods/{item['metadata']['name']}", item)
+                       for item in pods.get("items") or [] if not item["metadata"].get("ownerReferences")]
+        for kind, path, item in candidates:
             meta = item["metadata"]
             if (meta.get("labels") or {}).get(RUN_LABEL) in live_runs or meta.get("deletionTimestamp"):
                 continue
