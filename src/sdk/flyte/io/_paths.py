@@ -87,14 +87,14 @@ def write_staging(uri: str) -> Path:
 
 
 def upload(source: Path, uri: str) -> str:
-    """Copy a local file or directory tree to an object-store URI; returns the URI."""
-    from .. import _objstore
+    """Copy a local file or directory tree to an object-store or ``file://`` URI; returns the URI."""
+    from .. import _storage
 
     if source.is_dir():
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
-            _objstore.write_bytes(f"{uri.rstrip('/')}/{file.relative_to(source).as_posix()}", file.read_bytes())
+            _storage.write_bytes(f"{uri.rstrip('/')}/{file.relative_to(source).as_posix()}", file.read_bytes())
     else:
-        _objstore.write_bytes(uri, source.read_bytes())
+        _storage.write_bytes(uri, source.read_bytes())
     return uri
 
 
@@ -118,21 +118,10 @@ def offloaded(path: str) -> str:
     source = Path(local_path(path) or path)
     if not source.exists():
         return path
-    destination = f"{target.rstrip('/')}/{uuid.uuid4().hex[:16]}/{source.name}"
     shared_dir = local_path(target)
-    if shared_dir is None:
-        return upload(source, destination)
-    if source.resolve().is_relative_to(Path(shared_dir).resolve()):
+    if shared_dir is not None and source.resolve().is_relative_to(Path(shared_dir).resolve()):
         return path  # already on the shared volume
-    import shutil
-
-    copy = Path(local_path(destination))  # type: ignore[arg-type]
-    ensure_parent(copy)
-    if source.is_dir():
-        shutil.copytree(source, copy)
-    else:
-        shutil.copyfile(source, copy)
-    return destination
+    return upload(source, f"{target.rstrip('/')}/{uuid.uuid4().hex[:16]}/{source.name}")
 
 
 def _cache() -> str:
