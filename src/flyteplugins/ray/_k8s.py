@@ -59,10 +59,10 @@ def _node(call: RemoteCall, name: str, node: Any, labels: dict[str, str], call_p
     container["env"] = [*container.get("env", []), *call_container.get("env", [])]
     if call_container.get("envFrom"):
         container["envFrom"] = [*container.get("envFrom", []), *call_container["envFrom"]]
-    volumes, mounts = call.volumes()
-    if volumes:
-        spec["volumes"] = [*spec.get("volumes", []), *volumes]
-        container["volumeMounts"] = [*container.get("volumeMounts", []), *mounts]
+    if call_spec.get("volumes"):
+        spec["volumes"] = [*spec.get("volumes", []), *copy.deepcopy(call_spec["volumes"])]
+        container["volumeMounts"] = [*container.get("volumeMounts", []),
+                                     *copy.deepcopy(call_container.get("volumeMounts", []))]
     for key in ("serviceAccountName", "imagePullSecrets"):
         if key in call_spec and key not in spec:
             spec[key] = copy.deepcopy(call_spec[key])
