@@ -27,13 +27,18 @@ class RestartPolicy(enum.Enum):
     NEVER = "Never"
 
 
-def check_optional_count(owner: str, name: str, value: Any, minimum: int = 0) -> None:
-    if value is None:
+def check_count(owner: str, name: str, value: Any, minimum: int = 0, *, optional: bool = False) -> None:
+    if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner}.{name}: expected an int or None, got {type(value).__name__}")
+        raise TypeError(f"{owner}.{name}: expected an int{' or None' if optional else ''}, "
+                        f"got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{owner}.{name}: must be >= {minimum}, got {value}")
+
+
+def check_optional_count(owner: str, name: str, value: Any, minimum: int = 0) -> None:
+    check_count(owner, name, value, minimum, optional=True)
 
 
 def check_optional_seconds(owner: str, name: str, value: Any, allow_zero: bool = False) -> None:

@@ -18,6 +18,7 @@ from flyteplugins.kubeflow.config import (
     CleanPodPolicy,
     RestartPolicy,
     RunPolicy,
+    check_count,
     check_optional_count,
     check_optional_seconds,
     check_replica,
@@ -53,10 +54,7 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):
 
     def __post_init__(self) -> None:
         check_replica("Worker", self)
-        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int):
-            raise TypeError(f"Worker.replicas: expected an int, got {type(self.replicas).__name__}")
-        if self.replicas < 0:
-            raise ValueError(f"Worker.replicas: must be >= 0, got {self.replicas}")
+        check_count("Worker", "replicas", self.replicas)
 
 
 class NcclSettings(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigMeta):

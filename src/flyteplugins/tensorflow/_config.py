@@ -14,7 +14,14 @@ import msgspec
 
 from flyte import Resources
 from flyte.extend import ConfigMeta
-from flyteplugins.kubeflow.config import CleanPodPolicy, RestartPolicy, RunPolicy, check_replica, check_typed
+from flyteplugins.kubeflow.config import (
+    CleanPodPolicy,
+    RestartPolicy,
+    RunPolicy,
+    check_count,
+    check_replica,
+    check_typed,
+)
 
 __all__ = ["PS", "Chief", "CleanPodPolicy", "Evaluator", "RestartPolicy", "RunPolicy", "TfJob", "Worker"]
 
@@ -33,11 +40,8 @@ class _ReplicaGroup(msgspec.Struct, frozen=True, kw_only=True, metaclass=ConfigM
     def __post_init__(self) -> None:
         owner = type(self).__name__
         check_replica(owner, self)
+        check_count(owner, "replicas", self.replicas)
         count = self.replicas
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise TypeError(f"{owner}.replicas: expected an int, got {type(count).__name__}")
-        if count < 0:
-            raise ValueError(f"{owner}.replicas: must be >= 0, got {count}")
         if self.most is not None and count > self.most:
             raise ValueError(f"{owner}.replicas: a TensorFlow cluster has at most {self.most} {owner.lower()}, "
                              f"got {count}")
