@@ -4,27 +4,18 @@ points DatabricksV2 tasks at them (workspace, token, storage, a fast poll)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
-from _databricks_testkit import BUCKET, TOKEN, MotoS3, scratch_left, wait_no_drivers
+from _databricks_testkit import BUCKET, TOKEN, scratch_left, wait_no_drivers
+
+from _moto_kit import running
 
 
 @pytest.fixture(scope="session")
 def s3():
-    server = MotoS3()
-    saved = {key: os.environ.get(key) for key in server.env}
-    os.environ.update(server.env)  # the double's drivers inherit them, as a cluster has its instance profile
-    try:
+    with running(BUCKET) as server:  # the double's drivers inherit its env, as a cluster has its instance profile
         yield server
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

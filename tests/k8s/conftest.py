@@ -13,13 +13,13 @@ objects, processes or fault injection) and is skipped.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import urllib.request
 
 import pytest
 from _k8s_testkit import BUCKET, CRDS, REAL_CLUSTER, settings_for
+
+from _moto_kit import running
 
 
 @pytest.fixture(scope="session")
@@ -28,27 +28,8 @@ def s3_endpoint():
     if REAL_CLUSTER:
         yield None
         return
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{BUCKET}", method="PUT")).read()
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with running(BUCKET) as server:
+        yield server.endpoint
 
 
 @pytest.fixture(scope="session")
