@@ -40,12 +40,16 @@ class _RequestFault:
 
 @dataclass
 class _StreamFault:
-    """A fault of one watch stream: after ``after_events`` events are sent, it is cut (drop) or goes silent for
-    ``seconds`` (stall)."""
+    """A fault of one watch stream: once ``after_events`` events (or, when given, ``after_versions`` new versions,
+    by events or bookmarks) are sent, it is cut (drop) or goes silent for ``seconds`` (stall) at its next write."""
 
     after_events: int
     seconds: float = 0.0
     resource: str | None = None
+    after_versions: int | None = None
+
+    def due(self, events: int, versions: int) -> bool:
+        return versions >= self.after_versions if self.after_versions is not None else events >= self.after_events
 
 
 @dataclass
@@ -73,11 +77,14 @@ class Faults:
         self.pods_held = False
 
     # ----- arming (test side)
-    def drop_watches(self, n: int = 1, after_events: int = 0, resource: str | None = None) -> None:
+    def drop_watches(self, n: int = 1, after_events: int = 0, resource: str | None = None,
+                     after_versions: int | None = None) -> None:
         """The next n watch streams (of ``resource``, if given) are cut abruptly after sending ``after_events``
-        events."""
+        events (or ``after_versions`` newer resourceVersions, bookmarks included: so a stream whose objects do not
+        change still breaks, at its next bookmark)."""
         with self._lock:
-            self._drops += [_StreamFault(after_events, resource=resource) for _ in range(n)]
+            self._drops += [_StreamFault(after_events, resource=resource, after_versions=after_versions)
+                            for _ in range(n)]
 
     def drop_logs(self, n: int = 1, after_lines: int = 0) -> None:
         """The next n followed log streams are cut abruptly after sending ``after_lines`` lines."""
@@ -88,11 +95,13 @@ class Faults:
         with self._lock:
             return self._log_drops.pop(0) if self._log_drops else None
 
-    def stall_watches(self, n: int = 1, seconds: float = 30, after_events: int = 0, resource: str | None = None) -> None:
+    def stall_watches(self, n: int = 1, seconds: float = 30, after_events: int = 0, resource: str | None = None,
+                      after_versions: int | None = None) -> None:
         """The next n watch streams (of ``resource``, if given) send nothing, not even bookmarks, for ``seconds``
-        once they have sent ``after_events`` events."""
+        once they have sent ``after_events`` events (or ``after_versions`` newer resourceVersions, bookmarks
+        included)."""
         with self._lock:
-            self._stalls += [_StreamFault(after_events, seconds, resource) for _ in range(n)]
+            self._stalls += [_StreamFault(after_events, seconds, resource, after_versions) for _ in range(n)]
 
     def swallow_watch_events(self, resource: str, n: int = 1, when: Callable[[str, dict], bool] | None = None) -> None:
         """The next n watch events of ``resource`` for which ``when(type, object)`` is true (any, without ``when``)
@@ -178,13 +187,21 @@ class Faults:
                     return fault
         return None
 
-    def take_drop(self, rt=None) -> int | None:
-        """after_events of the drop armed for a new watch stream of ``rt``, if any."""
-        fault = self._take_stream_fault(self._drops, rt)
-        return fault.after_events if fault is not None else None
+    def take_drop(self, rt=None) -> _StreamFault | None:
+        """The drop armed for a new watch stream of ``rt``, if any (see :meth:`unstruck`)."""
+        return self._take_stream_fault(self._drops, rt)
 
     def take_stall(self, rt=None) -> _StreamFault | None:
         return self._take_stream_fault(self._stalls, rt)
+
+    def unstruck(self, drop: _StreamFault | None, stall: _StreamFault | None) -> None:
+        """A stream that took a fault but ended before it struck (it never sent ``after_events`` events) hands it
+        back to the next stream: an armed fault counts as met only once a client has really met it."""
+        with self._lock:
+            if drop is not None:
+                self._drops.insert(0, drop)
+            if stall is not None:
+                self._stalls.insert(0, stall)
 
     def _take_stream_fault(self, faults: list[_StreamFault], rt) -> _StreamFault | None:
         with self._lock:

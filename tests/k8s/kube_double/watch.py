@@ -52,7 +52,7 @@ async def serve_watch(
     timeout = params.get("timeoutSeconds")
     deadline = time.monotonic() + float(timeout) if timeout not in (None, "") else None
     bookmarks = params.get("allowWatchBookmarks") in ("true", "1", "True")
-    drop_after = double.faults.take_drop(rt)
+    drop = double.faults.take_drop(rt)
     stall = double.faults.take_stall(rt)
     record = {"resource": rt.plural, "since": rv_param, "last_sent": None, "events": 0, "ended": None}
     double.watches.append(record)
@@ -85,34 +85,47 @@ async def serve_watch(
     try:
         watcher, replay, snapshot, _ = store.open_watch(rt.key, since)
     except ExpiredError as exc:
+        double.faults.unstruck(drop, stall)
         status = errors.expired(f"too old resource version: {since} ({exc.oldest + 1})").status()
         await response.write(_line("ERROR", status))
         await response.write_eof()
         record["ended"] = "expired"
         return response
 
-    sent = 0
+    sent = versions = 0  # events sent; newer versions sent (by events or bookmarks)
+    delivered = since or 0
     try:
-        if stall and not stall.after_events:
+        if stall is not None and stall.due(0, 0):
             record["ended"] = "stalled"
-            await asyncio.sleep(stall.seconds)
+            stall, seconds = None, stall.seconds
+            await asyncio.sleep(seconds)
+
+        async def fault_point():
+            # An armed cut or silence strikes at the next write once enough events went out, bookmarks included:
+            # a quiet stream (a task that just runs) breaks as surely as a busy one.
+            nonlocal drop, stall
+            if drop is not None and drop.due(sent, versions):
+                drop = None
+                raise _Drop()
+            if stall is not None and stall.due(sent, versions):
+                record["ended"] = "stalled"
+                stall, seconds = None, stall.seconds
+                await asyncio.sleep(seconds)
 
         async def send(type_, obj):
-            nonlocal sent, stall
+            nonlocal sent, versions, delivered
             if double.faults.take_swallow(rt, type_, obj):
                 return
-            if drop_after is not None and sent >= drop_after:
-                raise _Drop()
-            if stall and sent >= stall.after_events:
-                record["ended"] = "stalled"
-                await asyncio.sleep(stall.seconds)
-                stall = None
+            await fault_point()
             await response.write(_line(type_, api.render(rt, version, obj)))
             sent += 1
+            versions += 1
+            delivered = max(delivered, int(obj["metadata"].get("resourceVersion") or 0))
             record["events"] = sent
             record["last_sent"] = obj["metadata"].get("resourceVersion")
 
-        if drop_after == 0:
+        if drop is not None and drop.due(0, 0):
+            drop = None
             raise _Drop()
         for obj in snapshot or []:
             if visible(obj):
@@ -136,6 +149,7 @@ async def serve_watch(
                 event = await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.0))
             except asyncio.TimeoutError:
                 if bookmarks and time.monotonic() >= last_bookmark + interval and watcher.queue.empty():
+                    await fault_point()
                     await response.write(
                         _line(
                             "BOOKMARK",
@@ -147,6 +161,8 @@ async def serve_watch(
                         )
                     )
                     record["last_sent"] = str(store.rv)
+                    if store.rv > delivered:
+                        versions, delivered = versions + 1, store.rv
                     last_bookmark = time.monotonic()
                 continue
             kind = translate(event)
@@ -163,6 +179,7 @@ async def serve_watch(
         return response
     finally:
         store.close_watch(watcher)
+        double.faults.unstruck(drop, stall)
     record["ended"] = "timeout"
     await response.write_eof()
     return response
