@@ -249,3 +249,42 @@ def test_concurrent_writes_of_one_file_uri_all_succeed(tmp_path):
         thread.join()
     assert errors == [] and os.listdir(tmp_path) == ["task.pkl"]
     assert len(set((tmp_path / "task.pkl").read_bytes())) == 1  # one writer's whole content, not a mix
+
+
+@pytest.mark.parametrize("store", ["file", "memory", "s3"])
+def test_the_first_error_document_of_a_call_stands(tmp_path, store):
+    """Replicas of one distributed call (TensorFlow replicas, MPI ranks, elastic nodes) share its outputs location
+    and fail in a cascade: the root cause first, then the peers whose collectives it broke. The runtime writes the
+    error document only if none is there, so a later replica's error never replaces the first one; on a real
+    S3-compatible server (moto) that is S3's conditional put."""
+    import contextlib
+
+    from flyte import _storage
+
+    with contextlib.ExitStack() as stack:
+        if store == "s3":
+            from _moto_kit import running
+
+            stack.enter_context(running("first-error"))
+            base = "s3://first-error/run/a1/1/outputs"
+        else:
+            base = f"file://{tmp_path}/outputs" if store == "file" else "memory:///run/a1/1/outputs"
+        uri = _storage.join(base, runtime.ERROR_FILE)
+        assert _storage.create_bytes(uri, b'{"root": "cause"}') is True
+        assert _storage.create_bytes(uri, b'{"peer": "consequence"}') is False
+        assert _storage.read_bytes(uri) == b'{"root": "cause"}'
+        if store == "file":
+            assert os.listdir(tmp_path / "outputs") == [runtime.ERROR_FILE]  # no temp file left
+
+
+def test_a_replica_failing_after_another_leaves_the_first_error(tmp_path, user_code):
+    """Two runtime processes of one call, the second failing differently: the caller reads the first's error."""
+    bundle = build_bundle()
+    inputs = tmp_path / "inputs.msgpack"
+    runtime.write_inputs(user_code.failing, str(inputs), 3)
+    first, outputs = _run_entrypoint(tmp_path, "userpkg.tasks:failing", inputs, bundle.archive)
+    runtime.write_inputs(user_code.failing, str(inputs), 4)
+    second, _ = _run_entrypoint(tmp_path, "userpkg.tasks:failing", inputs, bundle.archive)
+    assert first.returncode == second.returncode == 1
+    with pytest.raises(LookupError, match="no item 3"):
+        runtime.read_outputs(user_code.failing, str(outputs))

@@ -55,6 +55,25 @@ def write_bytes(uri: str, data: bytes) -> None:
     obstore.put(store, key, data)
 
 
+def create_bytes(uri: str, data: bytes) -> bool:
+    """Write ``data`` only if nothing is at ``uri`` yet (a conditional put, atomic on the store); whether it wrote."""
+    import obstore
+    from obstore.exceptions import AlreadyExistsError, NotSupportedError
+
+    store, key = _split(uri)
+    try:
+        obstore.put(store, key, data, mode="create")
+    except AlreadyExistsError:
+        return False
+    except NotSupportedError:  # a store without conditional writes: check, then write (not atomic, but close)
+        try:
+            obstore.head(store, key)
+            return False
+        except FileNotFoundError:
+            obstore.put(store, key, data)
+    return True
+
+
 async def read_bytes_async(uri: str) -> bytes:
     import obstore
 

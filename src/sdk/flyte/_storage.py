@@ -65,6 +65,42 @@ def write_bytes(uri: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def create_bytes(uri: str, data: bytes) -> bool:
+    """Write ``data`` only if nothing is at ``uri`` yet, atomically; whether this call wrote it (the first writer
+    of several wins, and its content is never mixed with another's)."""
+    path = local_path(uri)
+    if path is None:
+        if urlparse(uri).scheme in _backends:  # a registered backend has no conditional write: check, then write
+            try:
+                read_bytes(uri)
+                return False
+            except FileNotFoundError:
+                write_bytes(uri, data)
+                return True
+        from . import _objstore
+
+        _backend(uri)  # the clear error for an unknown scheme
+        return _objstore.create_bytes(uri, data)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.{next(_writes)}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    try:
+        os.link(tmp, path)  # fails if the name exists, where os.replace would overwrite it
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a volume without hard links: an exclusive create (a reader may see it half-written)
+        try:
+            with open(path, "xb") as handle:
+                handle.write(data)
+            return True
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
+
+
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts]) if local_path(base) is None else os.path.join(base, *parts)
 

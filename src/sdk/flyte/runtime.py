@@ -178,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         output = anyio.run(_execute, task, encoded, args.raw_data_path, args.run_name, args.action, args.bundle,
                            args.attempt)
     except BaseException as error:  # report everything, KeyboardInterrupt included, then exit non-zero
-        _storage.write_bytes(_storage.join(args.outputs, ERROR_FILE), msgspec.json.encode(_error_document(error)))
+        # The call's first error stands: the replicas of a distributed job (TensorFlow's, MPI's ranks, elastic
+        # nodes) sharing these outputs fail in a cascade, the root cause first, and the others' consequential errors
+        # (a collective whose peer died) must not overwrite it.
+        _storage.create_bytes(_storage.join(args.outputs, ERROR_FILE), msgspec.json.encode(_error_document(error)))
         print(f"flyte.runtime: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     from . import _context
