@@ -400,7 +400,7 @@ def test_trainer_v2_train_job_when_the_settings_select_it(validators):
     from flyteplugins.pytorch.task import Elastic
 
     flyte.init(kubernetes={"storage": "s3://b/p", "pytorch_resource": "TrainJob",
-                           "training_runtime": "torch-distributed"})
+                           "training_runtime": "torch-distributed", "storage_env_secret": "s3-creds"})
     try:
         manifest = _manifest(Elastic(nnodes=3, nproc_per_node=2))
     finally:
@@ -412,6 +412,11 @@ def test_trainer_v2_train_job_when_the_settings_select_it(validators):
                                   "name": "torch-distributed"}
     assert (spec["trainer"]["numNodes"], spec["trainer"]["numProcPerNode"]) == (3, 2)
     assert spec["trainer"]["command"] == ["python", "-m", "flyte.runtime"]
+    # No envFrom in a trainer: the storage Secret's credential keys come one by one, each optional.
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in spec["trainer"]["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY", "optional": True}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCOUNT_KEY"} <= set(refs)
     labels = spec["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0][
         "template"]["spec"]["template"]["metadata"]["labels"]
     assert labels["flyte.org/primary"] == "true"

@@ -139,11 +139,24 @@ def test_elastic_task_runs_as_a_pytorch_job_showing_worker_0(config_dir, kube, l
 
 
 @remote
-def test_pytorch_tasks_run_as_trainer_v2_train_jobs(config_dir, kube, tmp_path, local_outputs):
+def test_pytorch_tasks_run_as_trainer_v2_train_jobs(config_dir, kube, tmp_path, local_outputs, request):
     """With ``pytorch_resource: TrainJob``: the elastic task on two node pods meeting at Trainer's PET_MASTER_ADDR/
     PORT, and the master/worker task as one process per node, its RANK/WORLD_SIZE/MASTER_* derived from Trainer's
-    PET_* (rank 0 on node 0, rank 1 on node 1 only). Values as locally; node 0's log shown."""
+    PET_* (rank 0 on node 0, rank 1 on node 1 only). Values as locally; node 0's log shown. With a
+    ``storage_env_secret`` holding only some of the credential keys the trainer names one by one: the others are
+    optional, so the node pods still start."""
     folder = _trainjob_dir(config_dir, tmp_path)
+    if not REAL_CLUSTER:
+        import base64
+
+        from kube_double.testing import create, http
+
+        keys = {name: base64.b64encode(os.environ[name].encode()).decode()
+                for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        create(kube, "/api/v1/namespaces/default/secrets", {"apiVersion": "v1", "kind": "Secret",
+                                                            "metadata": {"name": "store-keys"}, "data": keys})
+        request.addfinalizer(lambda: http(kube, "DELETE", "/api/v1/namespaces/default/secrets/store-keys"))
+        _configure(folder, storage_env_secret="store-keys")
     result = run_program("torch_ranks.py", "nodes", "fixed", cwd=folder, timeout=400)
     assert result.returncode == 0, result.stderr[-5000:]
     assert outputs_json(result) == local_outputs

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flyte._k8s.pods import RemoteCall
+from flyte._k8s.pods import STORAGE_CREDENTIAL_VARS, RemoteCall
 from flyte._k8s.resources import KubernetesResource, register
 from flyteplugins.kubeflow.k8s import KubeflowJobResource, replica_resources, run_policy_spec
 
@@ -29,16 +29,13 @@ from ._launch import kubernetes_launcher_command
 CONTAINER = "mpi"  # the training operator's default MPI container name (its mainContainer)
 HOSTFILE = "/etc/mpi/hostfile"  # where both operators mount the hostfile
 DEFAULT_WORKER_COMMAND = ["/usr/sbin/sshd", "-De"]
-# Credentials a storage_env_secret usually holds: exported to the ranks when that secret is used.
-_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS",
-                    "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN")
 
 
 def _exported(call: RemoteCall, extra: dict[str, str]) -> list[str]:
     """``-x NAME`` for each variable the ranks need from the launcher's environment."""
     names = [entry["name"] for entry in call.env()] + sorted(extra)
     if call.settings.storage_env_secret:
-        names += _CREDENTIAL_VARS
+        names += STORAGE_CREDENTIAL_VARS  # the launcher got them from the Secret
     options: list[str] = []
     for name in dict.fromkeys(names):
         options += ["-x", name]

@@ -151,7 +151,9 @@ class TrainJobResource(KubernetesResource):
             resources = replica_resources(config.master.requests, config.master.limits) or container.get("resources")
             command = NODE_COMMAND
         trainer: dict[str, Any] = {"image": container["image"], "command": command,
-                                   "args": container["args"], "env": [*container.get("env", []), *nccl],
+                                   "args": container["args"],
+                                   # The trainer has no envFrom: the storage Secret's keys come one by one.
+                                   "env": [*container.get("env", []), *nccl, *call.storage_credentials_env()],
                                    "numNodes": nodes, "numProcPerNode": per_node}
         if resources:
             trainer["resourcesPerNode"] = resources

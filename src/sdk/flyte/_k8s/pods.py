@@ -22,6 +22,11 @@ SECRETS_MOUNT = "/etc/flyte/secrets"
 _STORAGE_ENDPOINT_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
                           "AWS_ALLOW_HTTP", "AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "GOOGLE_STORAGE_EMULATOR_HOST",
                           "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_USE_EMULATOR")
+# The credentials a `storage_env_secret` usually holds, by name: for a container that cannot take the whole Secret
+# with envFrom (a TrainJob's trainer, MPI ranks started by mpirun), each as an optional secretKeyRef or export.
+STORAGE_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                           "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_SERVICE_ACCOUNT_KEY", "AZURE_STORAGE_ACCOUNT_KEY",
+                           "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID")
 
 
 @dataclass
@@ -69,6 +74,15 @@ class RemoteCall:
 
     def resources(self) -> dict[str, Any]:
         return resource_requirements(self.task.settings.resources)
+
+    def storage_credentials_env(self) -> list[dict[str, Any]]:
+        """The ``storage_env_secret``'s usual credential keys as env entries (optional references: a key the Secret
+        lacks is left out), for a container spec that has ``env`` but no ``envFrom``; none without that Secret."""
+        secret = self.settings.storage_env_secret
+        if not secret:
+            return []
+        return [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name, "optional": True}}}
+                for name in STORAGE_CREDENTIAL_VARS]
 
     def volumes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(volumes, mounts): mounted secrets and /dev/shm."""
