@@ -239,14 +239,41 @@ def test_ray_job(validators):
 def test_ray_job_nodes_carry_the_calls_identity(validators):
     """KubeRay's job supervisor starts the driver on the head (with the head container's environment), and every
     node's runtime-env agent fetches the working_dir from the store: head and workers get what the submitter gets."""
-    from flyte import _initialize
     from flyteplugins.ray.task import RayJobConfig, WorkerNodeConfig
+
+    manifest = _identity_manifest(validators, RayJobConfig(worker_node_config=[WorkerNodeConfig(group_name="w")]))
+    spec = manifest["spec"]
+    submitter = spec["submitterPodTemplate"]["spec"]
+    cluster = spec["rayClusterSpec"]
+    for node in (cluster["headGroupSpec"]["template"], cluster["workerGroupSpecs"][0]["template"]):
+        _assert_call_identity(node["spec"], submitter)
+        assert "flyte.org/primary" not in node["metadata"]["labels"]
+
+
+def test_dask_job_workers_carry_the_calls_identity(validators):
+    """The task's functions run on the Dask workers as well as in the runner: the workers get what the runner gets
+    (secrets, storage Secret, settings, service account); the scheduler only the service account and pull secrets."""
+    from flyteplugins.dask.task import Dask
+
+    manifest = _identity_manifest(validators, Dask())
+    runner = manifest["spec"]["job"]["spec"]
+    cluster = manifest["spec"]["cluster"]["spec"]
+    _assert_call_identity(cluster["worker"]["spec"], runner)
+    scheduler = cluster["scheduler"]["spec"]
+    assert scheduler["serviceAccountName"] == "runner" and scheduler["imagePullSecrets"] == [{"name": "regcred"}]
+    [container] = scheduler["containers"]
+    assert all("valueFrom" not in e for e in container["env"]) and "envFrom" not in container
+
+
+def _identity_manifest(validators, plugin_config) -> dict:
+    """The custom resource of a task with secrets (env and mounted), under settings with a service account, pull
+    secrets and a storage Secret; checked against its CRD."""
+    from flyte import _initialize
 
     flyte.init(kubernetes={"storage": "s3://my-bucket/flyte", "service_account": "runner",
                            "image_pull_secrets": ["regcred"], "storage_env_secret": "s3-creds"})
     try:
-        env = flyte.TaskEnvironment(name="golden", image="ghcr.io/acme/app:2",
-                                    plugin_config=RayJobConfig(worker_node_config=[WorkerNodeConfig(group_name="w")]),
+        env = flyte.TaskEnvironment(name="golden", image="ghcr.io/acme/app:2", plugin_config=plugin_config,
                                     secrets=[flyte.Secret(key="token", group="creds"),
                                              flyte.Secret(key="cert", group="tls", mount="/etc/flyte/secrets")])
 
@@ -257,24 +284,23 @@ def test_ray_job_nodes_carry_the_calls_identity(validators):
     finally:
         _initialize._current = None
     _check(validators, manifest)
-    spec = manifest["spec"]
-    submitter = spec["submitterPodTemplate"]["spec"]
-    cluster = spec["rayClusterSpec"]
-    for node in (cluster["headGroupSpec"]["template"], cluster["workerGroupSpecs"][0]["template"]):
-        pod = node["spec"]
-        [container] = pod["containers"]
-        assert pod["serviceAccountName"] == submitter["serviceAccountName"] == "runner"
-        assert pod["imagePullSecrets"] == submitter["imagePullSecrets"] == [{"name": "regcred"}]
-        assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
-        env_vars = {e["name"]: e for e in container["env"]}
-        assert env_vars["CREDS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "creds", "key": "token"}
-        assert "FLYTE_K8S_SETTINGS" in env_vars  # the tier's settings, for nested calls and the store
-        assert env_vars["FLYTE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-        [volume] = [v for v in pod["volumes"] if "secret" in v]
-        assert volume["secret"]["secretName"] == "tls"
-        assert [m["mountPath"] for m in container["volumeMounts"] if m["name"] == volume["name"]] == \
-            ["/etc/flyte/secrets/tls"]
-        assert "flyte.org/primary" not in node["metadata"]["labels"]
+    return manifest
+
+
+def _assert_call_identity(pod: dict, call_pod: dict) -> None:
+    """``pod`` has the identity of the call's own pod (from :func:`_identity_manifest`)."""
+    [container] = pod["containers"]
+    assert pod["serviceAccountName"] == call_pod["serviceAccountName"] == "runner"
+    assert pod["imagePullSecrets"] == call_pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    env_vars = {e["name"]: e for e in container["env"]}
+    assert env_vars["CREDS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "creds", "key": "token"}
+    assert "FLYTE_K8S_SETTINGS" in env_vars  # the tier's settings, for nested calls and the store
+    assert env_vars["FLYTE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    [volume] = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == "tls"
+    assert [m["mountPath"] for m in container["volumeMounts"] if m["name"] == volume["name"]] == \
+        ["/etc/flyte/secrets/tls"]
 
 
 def test_ray_job_without_shutdown_has_no_ttl(validators):

@@ -3,7 +3,8 @@
 The job runner pod runs the task (``flyte.runtime``) with ``DASK_SCHEDULER_ADDRESS`` set by the operator, so the
 task attaches to the job's own cluster; the scheduler and worker pods are sized by ``Scheduler`` and
 ``WorkerGroup`` (image, resources, count). The code bundle reaches the workers as in attach mode (the runner ships
-it to them). The operator leaves finished DaskJobs in place (it has no TTL): the controller deletes them.
+it to them); the workers, where the task's functions run too, carry the runner's identity (env and secrets, the
+storage Secret, secret volumes, service account, pull secrets). The operator leaves finished DaskJobs in place (it has no TTL): the controller deletes them.
 Terminal ``status.jobStatus``: Successful, Failed.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flyte._k8s.pods import RemoteCall, resource_requirements
+from flyte._k8s.pods import RemoteCall, resource_requirements, share_call_identity
 from flyte._k8s.resources import KubernetesResource, Outcome, register
 
 from ._config import Dask
@@ -37,7 +38,7 @@ class DaskJobResource(KubernetesResource):
     def build(self, call: RemoteCall) -> dict[str, Any]:
         config: Dask = call.task.plugin_config
         runner = call.pod_template(container_name="job")
-        node_env = [e for e in runner["spec"]["containers"][0].get("env", []) if "value" in e]  # no secrets
+        scheduler_env = [e for e in runner["spec"]["containers"][0].get("env", []) if "value" in e]  # no secrets
         node_labels = {k: v for k, v in call.labels.items() if not k.startswith("flyte.org/primary")}
         scheduler = {
             "containers": [{
@@ -48,26 +49,24 @@ class DaskJobResource(KubernetesResource):
                           {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"}],
                 "readinessProbe": {"httpGet": {"port": "http-dashboard", "path": "/health"},
                                    "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 300},
-                "env": node_env,
+                "env": scheduler_env,
                 **({"resources": resource_requirements(config.scheduler.effective_resources())}
                    if config.scheduler.effective_resources() is not None else {}),
             }],
         }
-        worker = {
-            "containers": [{
-                "name": "worker", "image": config.workers.image or call.image,
-                "args": ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address",
-                         "8788"],
-                "ports": [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}],
-                "env": node_env,
-                **({"resources": resource_requirements(config.workers.effective_resources())}
-                   if config.workers.effective_resources() is not None else {}),
-            }],
+        worker_container = {
+            "name": "worker", "image": config.workers.image or call.image,
+            "args": ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address", "8788"],
+            "ports": [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}],
+            **({"resources": resource_requirements(config.workers.effective_resources())}
+               if config.workers.effective_resources() is not None else {}),
         }
-        for pod in (scheduler, worker):
-            for key in ("serviceAccountName", "imagePullSecrets"):
-                if key in runner["spec"]:
-                    pod[key] = runner["spec"][key]
+        worker: dict[str, Any] = {"containers": [worker_container]}
+        # The task's functions run on the workers too: they get its secrets, the storage Secret and the settings.
+        share_call_identity(runner, worker, worker_container)
+        for key in ("serviceAccountName", "imagePullSecrets"):
+            if key in runner["spec"]:
+                scheduler[key] = runner["spec"][key]
         spec = {
             "job": {"metadata": runner["metadata"], "spec": runner["spec"]},
             "cluster": {"spec": {

@@ -25,7 +25,7 @@ import copy
 import shlex
 from typing import Any
 
-from flyte._k8s.pods import RemoteCall, resource_requirements
+from flyte._k8s.pods import RemoteCall, resource_requirements, share_call_identity
 from flyte._k8s.resources import KubernetesResource, Outcome, register
 
 from ._config import RayJobConfig
@@ -53,19 +53,8 @@ def _node(call: RemoteCall, name: str, node: Any, labels: dict[str, str], call_p
     if container is None:
         container = {"name": name}
         containers.insert(0, container)
-    call_spec = call_pod["spec"]
-    call_container = call_spec["containers"][0]
     container.setdefault("image", call.image)
-    container["env"] = [*container.get("env", []), *call_container.get("env", [])]
-    if call_container.get("envFrom"):
-        container["envFrom"] = [*container.get("envFrom", []), *call_container["envFrom"]]
-    if call_spec.get("volumes"):
-        spec["volumes"] = [*spec.get("volumes", []), *copy.deepcopy(call_spec["volumes"])]
-        container["volumeMounts"] = [*container.get("volumeMounts", []),
-                                     *copy.deepcopy(call_container.get("volumeMounts", []))]
-    for key in ("serviceAccountName", "imagePullSecrets"):
-        if key in call_spec and key not in spec:
-            spec[key] = copy.deepcopy(call_spec[key])
+    share_call_identity(call_pod, spec, container)
     resources = resource_requirements(node.requests, node.limits) if node is not None else {}
     if resources:
         container["resources"] = resources

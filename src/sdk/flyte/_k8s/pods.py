@@ -157,6 +157,25 @@ class RemoteCall:
         return {"metadata": metadata, "spec": spec}
 
 
+def share_call_identity(call_pod: dict[str, Any], spec: dict[str, Any], container: dict[str, Any]) -> None:
+    """Give another pod of the call (a Ray node, a Dask worker: where the user's code also runs) what the call's own
+    pod has: its env (the task's variables and secrets by reference, the tier's settings), ``envFrom`` (the storage
+    Secret), secret volumes and mounts, service account and image pull secrets. What ``spec`` and ``container``
+    already have is kept, the call's appended after it."""
+    call_spec = call_pod["spec"]
+    call_container = call_spec["containers"][0]
+    container["env"] = [*container.get("env", []), *copy.deepcopy(call_container.get("env", []))]
+    if call_container.get("envFrom"):
+        container["envFrom"] = [*container.get("envFrom", []), *copy.deepcopy(call_container["envFrom"])]
+    if call_spec.get("volumes"):
+        spec["volumes"] = [*spec.get("volumes", []), *copy.deepcopy(call_spec["volumes"])]
+        container["volumeMounts"] = [*container.get("volumeMounts", []),
+                                     *copy.deepcopy(call_container.get("volumeMounts", []))]
+    for key in ("serviceAccountName", "imagePullSecrets"):
+        if key in call_spec and key not in spec:
+            spec[key] = copy.deepcopy(call_spec[key])
+
+
 def resource_requirements(requests: Any, limits: Any = None) -> dict[str, Any]:
     """A container's ``resources`` from :class:`flyte.Resources`: ``requests`` from the first, ``limits`` from the
     second (default: the first's own limits)."""
