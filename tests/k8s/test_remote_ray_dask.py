@@ -161,7 +161,8 @@ def test_ray_tasks_run_as_ray_jobs_like_locally(kube, tmp_path):
 @pytest.mark.ray
 def test_ray_jobs_that_cannot_run_fail_with_the_reason(kube, tmp_path):
     """A RayJob KubeRay refuses (ValidationFailed) fails the call at once with the operator's message; one whose
-    head never gets a node fails after the settings' pending_timeout, naming it; nothing is left."""
+    head never gets a node fails after the settings' pending_timeout, naming it and the head pod's FailedScheduling
+    event; nothing is left."""
     config_dir = _config(tmp_path, kube, pending_timeout=15)
     operator = kube.operators["RayJob"]
     operator.reject_next("RayJob spec is invalid: injected by the test")
@@ -180,6 +181,7 @@ def test_ray_jobs_that_cannot_run_fail_with_the_reason(kube, tmp_path):
     error = _json(never)
     assert error["error"] == "MaxQueuedTimeExceededError", error
     assert "RayJob" in error["message"] and "pending_timeout=15s" in error["message"], error
+    assert "FailedScheduling" in error["message"], error  # the head pod's own events say why
     assert _left(kube) == []
 
 

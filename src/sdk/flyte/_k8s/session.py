@@ -164,6 +164,15 @@ class RemoteSession:
         # template): the call's resource says which one counts.
         return resource.primary_pod(found)
 
+    def _pending_pods(self, call: RemoteCall) -> list[str]:
+        """Names of the call's pods (any role) still Pending."""
+        pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"].objects
+        action, attempt = call.labels[ACTION_LABEL], call.labels[ATTEMPT_LABEL]
+        return sorted(name for name, pod in pods.items()
+                      if (labels := pod["metadata"].get("labels") or {}).get(ACTION_LABEL) == action
+                      and labels.get(ATTEMPT_LABEL) == attempt
+                      and (pod.get("status") or {}).get("phase", "Pending") == "Pending")
+
     async def _supervise(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str,
                          action: Any) -> bytes:
         objects = self._informers[resource.collection_path(self.namespace)]
@@ -217,11 +226,14 @@ class RemoteSession:
                 else:
                     problem_since = None
                 if not ever_started and now - started_at > self.settings.pending_timeout:
-                    name = pod["metadata"]["name"] if pod else call.name
+                    # Without a primary pod yet, the object's events and those of its other pods still pending
+                    # (a Ray head no node can take) say what it waits for.
+                    names = [pod["metadata"]["name"]] if pod else [call.name, *self._pending_pods(call)]
+                    events = [event for name in names for event in await self._events(name)]
                     raise MaxQueuedTimeExceededError(
                         f"{action.task_name} (action {action.name}): {resource.kind} {call.name} did not start "
                         f"within pending_timeout={self.settings.pending_timeout:g}s" +
-                        "".join(f"\n{describe_event(e)}" for e in await self._events(name)))
+                        "".join(f"\n{describe_event(e)}" for e in events))
                 if now - last_backstop >= BACKSTOP_S:
                     last_backstop = now
                     await objects.refresh(call.name)
