@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+import threading
+import time
 
 import aiohttp
 import cloudpickle
 import pytest
 from _k8s_testkit import wait_clean
+from kube_double.testing import create, http
 
 import flyte
 
@@ -37,6 +41,16 @@ PODS = "/api/v1/namespaces/default/pods"
 @env.task
 async def nap(seconds: float) -> str:
     await asyncio.sleep(seconds)
+    return "rested"
+
+
+@env.task
+async def wait_for_marker(path: str) -> str:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return "no marker within 60 s"
+        await asyncio.sleep(0.1)
     return "rested"
 
 
@@ -70,33 +84,58 @@ def test_the_double_records_watch_streams_and_can_swallow_an_event():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["drop", "stall"])
-def test_a_broken_watch_resumes_from_its_last_version_without_the_backstop(k8s_settings, kube, monkeypatch, fault):
+def test_a_broken_watch_resumes_from_its_last_version_without_the_backstop(k8s_settings, kube, monkeypatch, fault,
+                                                                          tmp_path):
     # No periodic GET: if a watch did not come back by itself, the call would never learn that its Job finished.
     monkeypatch.setattr("flyte._k8s.session.BACKSTOP_S", 3600.0)
     first_watch, first_query = len(kube.watches), len(kube.queries)
+    ended = "dropped" if fault == "drop" else "stalled"
     for resource in ("jobs", "pods"):
         if fault == "drop":
             kube.faults.drop_watches(n=1, after_versions=1, resource=resource)
         else:  # silent past the client's watch_stall_timeout (3 s)
             kube.faults.stall_watches(n=1, seconds=30, after_versions=1, resource=resource)
+
+    def streams(resource: str) -> list[dict]:
+        return [w for w in list(kube.watches[first_watch:]) if w["resource"] == resource]
+
+    def resumed(resource: str) -> bool:
+        seen = streams(resource)
+        return any(w["ended"] == ended for w in seen[:-1])
+
+    # The task waits until both broken streams were resumed, and the store's version keeps moving meanwhile (one
+    # ConfigMap changing), so each fault strikes at a bookmark of its quiet stream while the call still waits on the
+    # watches: never at an event sent after the call ended, whenever the first list happened.
+    marker, stop = tmp_path / "resumed", threading.Event()
+
+    def conduct() -> None:
+        churn = "/api/v1/namespaces/default/configmaps"
+        create(kube, churn, {"metadata": {"name": "churn"}, "data": {"n": "0"}})
+        n = 0
+        while not stop.wait(0.3):
+            n += 1
+            http(kube, "PATCH", f"{churn}/churn", {"data": {"n": str(n)}}, content_type="application/merge-patch+json")
+            if resumed("jobs") and resumed("pods"):
+                marker.touch()
+        http(kube, "DELETE", f"{churn}/churn")
+
+    conductor = threading.Thread(target=conduct, daemon=True)
+    conductor.start()
     try:
-        # Each armed fault strikes at its first stream's next line once it delivered a newer version (bookmarks come
-        # every second), and a stall is noticed 3 s after the stream's last line: the nap outlasts both, so every
-        # broken stream is resumed while the call still waits on it, and neither watch can be spared by the other one
-        # ending the call first.
-        result = asyncio.run(asyncio.wait_for(_run(3.0 if fault == "drop" else 6.0), 90))
+        result = asyncio.run(asyncio.wait_for(
+            flyte.with_runcontext(mode="remote").run.aio(wait_for_marker, path=str(marker)), 90))
         assert kube.faults.pending() == 0, "the run ended before meeting every armed fault"
     finally:
+        stop.set()
+        conductor.join(30)
         kube.faults.clear()
     assert result.outputs()[0] == "rested"
-    ended = "dropped" if fault == "drop" else "stalled"
     for resource, path in (("jobs", JOBS), ("pods", PODS)):
-        streams = [w for w in kube.watches[first_watch:] if w["resource"] == resource]
-        broken = next(i for i, w in enumerate(streams) if w["ended"] == ended)
-        assert broken + 1 < len(streams), f"the broken {resource} stream was never resumed: {streams}"
-        before, after = streams[broken], streams[broken + 1]
-        assert before["last_sent"] is not None and int(before["last_sent"]) > int(before["since"]), streams
-        assert after["since"] == before["last_sent"], streams  # resumed where the broken stream left off
+        seen = streams(resource)
+        broken = next(i for i, w in enumerate(seen) if w["ended"] == ended)
+        before, after = seen[broken], seen[broken + 1]
+        assert before["last_sent"] is not None and int(before["last_sent"]) > int(before["since"]), seen
+        assert after["since"] == before["last_sent"], seen  # resumed where the broken stream left off
         lists = [q for m, q in kube.queries[first_query:] if m == "GET" and q.startswith(f"{path}?")
                  and "watch=" not in q]
         assert len(lists) == 1, lists  # the first sync only: no re-list
