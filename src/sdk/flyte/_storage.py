@@ -56,13 +56,18 @@ def write_bytes(uri: str, data: bytes) -> None:
     if path is None:
         _backend(uri)[1](uri, data)
         return
+    os.replace(_written_beside(path, data), path)
+
+
+def _written_beside(path: str, data: bytes) -> str:
+    """A temp file next to ``path`` holding ``data``, to be renamed or linked into place whole."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # Unique per write, not per process: two calls of one task write its pickle concurrently from worker threads,
     # and a shared temp name let one rename the other's file away (FileNotFoundError).
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.{next(_writes)}.tmp"
     with open(tmp, "wb") as handle:
         handle.write(data)
-    os.replace(tmp, path)
+    return tmp
 
 
 def create_bytes(uri: str, data: bytes) -> bool:
@@ -81,10 +86,7 @@ def create_bytes(uri: str, data: bytes) -> bool:
 
         _backend(uri)  # the clear error for an unknown scheme
         return _objstore.create_bytes(uri, data)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.{next(_writes)}.tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
+    tmp = _written_beside(path, data)
     try:
         os.link(tmp, path)  # fails if the name exists, where os.replace would overwrite it
         return True
