@@ -75,17 +75,16 @@ def create_bytes(uri: str, data: bytes) -> bool:
     of several wins, and its content is never mixed with another's)."""
     path = local_path(uri)
     if path is None:
-        if urlparse(uri).scheme in _backends:  # a registered backend has no conditional write: check, then write
-            try:
-                read_bytes(uri)
-                return False
-            except FileNotFoundError:
-                write_bytes(uri, data)
-                return True
         from . import _objstore
 
-        _backend(uri)  # the clear error for an unknown scheme
-        return _objstore.create_bytes(uri, data)
+        if urlparse(uri).scheme not in _backends and _objstore.is_object_uri(uri):
+            return _objstore.create_bytes(uri, data)
+        try:  # a registered backend has no conditional write: check, then write (an unknown scheme raises here)
+            read_bytes(uri)
+            return False
+        except FileNotFoundError:
+            write_bytes(uri, data)
+            return True
     tmp = _written_beside(path, data)
     try:
         os.link(tmp, path)  # fails if the name exists, where os.replace would overwrite it

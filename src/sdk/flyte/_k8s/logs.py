@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -111,11 +112,7 @@ def stamp_key(stamp: str) -> tuple[str, int]:
     head, _, rest = stamp.partition(".")
     if not rest:
         return head.rstrip("Z"), 0
-    digits = ""
-    for char in rest:
-        if not char.isdigit():
-            break
-        digits += char
+    digits = re.match(r"\d*", rest).group()  # the fraction, before the zone ("Z", "+00:00")
     return head, int(digits[:9].ljust(9, "0")) if digits else 0
 
 

@@ -154,24 +154,25 @@ class RemoteSession:
         raise RuntimeSystemError("NameConflict", f"{resource.kind} {self.namespace}/{name} exists and belongs to "
                                                  f"another run ({labels.get(RUN_LABEL)!r})")
 
-    def _primary_pod(self, resource: KubernetesResource, call: RemoteCall) -> dict[str, Any] | None:
+    def _call_pods(self, call: RemoteCall) -> list[dict[str, Any]]:
+        """The pods of this attempt of the call, in any role (the run's pod watch holds them)."""
         pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"].objects
         action, attempt = call.labels[ACTION_LABEL], call.labels[ATTEMPT_LABEL]
-        found = [pod for pod in pods.values()
-                 if (labels := pod["metadata"].get("labels") or {}).get(ACTION_LABEL) == action
-                 and labels.get(ATTEMPT_LABEL) == attempt and labels.get(PRIMARY_LABEL) == "true"]
+        return [pod for pod in pods.values()
+                if (labels := pod["metadata"].get("labels") or {}).get(ACTION_LABEL) == action
+                and labels.get(ATTEMPT_LABEL) == attempt]
+
+    def _primary_pod(self, resource: KubernetesResource, call: RemoteCall) -> dict[str, Any] | None:
+        found = [pod for pod in self._call_pods(call)
+                 if (pod["metadata"].get("labels") or {}).get(PRIMARY_LABEL) == "true"]
         # Several pods may carry the label (a Job's replacement pod, every node of a job whose replicas share one
         # template): the call's resource says which one counts.
         return resource.primary_pod(found)
 
     def _pending_pods(self, call: RemoteCall) -> list[str]:
         """Names of the call's pods (any role) still Pending."""
-        pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"].objects
-        action, attempt = call.labels[ACTION_LABEL], call.labels[ATTEMPT_LABEL]
-        return sorted(name for name, pod in pods.items()
-                      if (labels := pod["metadata"].get("labels") or {}).get(ACTION_LABEL) == action
-                      and labels.get(ATTEMPT_LABEL) == attempt
-                      and (pod.get("status") or {}).get("phase", "Pending") == "Pending")
+        return sorted(pod["metadata"]["name"] for pod in self._call_pods(call)
+                      if (pod.get("status") or {}).get("phase", "Pending") == "Pending")
 
     async def _supervise(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str,
                          action: Any) -> bytes:
