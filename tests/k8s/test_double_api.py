@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 
 import aiohttp
 import pytest
@@ -92,6 +93,38 @@ async def test_watch_from_zero_and_timeout(double, api):
         ):
             events.append((event["type"], event["object"].metadata.name))
     assert events == [("ADDED", "z-one")]  # synthetic ADDED, then the stream ended after timeoutSeconds
+
+
+async def test_events_queued_while_a_bookmark_is_due_are_all_sent(double, api):
+    """A burst of writes that lands while the stream's bookmark is overdue goes out at once: the stream must not
+    wait for the bookmark (or its own timeout) to send what is queued."""
+    core = client.CoreV1Api(api)
+    listing = await core.list_namespaced_config_map("default")
+    names = [f"burst-{i}" for i in range(20)]
+
+    async def burst():  # on the double's loop: block it past the bookmark interval, then queue the writes at once
+        time.sleep(2 * double.bookmark_interval_s)
+        for name in names:
+            obj = cm(name)
+            obj["metadata"]["namespace"] = "default"
+            double._store.create("/configmaps", obj)
+
+    seen: list[str] = []
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{double.url}/api/v1/namespaces/default/configmaps", params={
+            "watch": "true", "resourceVersion": listing.metadata.resource_version,
+            "allowWatchBookmarks": "true", "timeoutSeconds": "10"}) as response:
+            await asyncio.sleep(0.3)  # the stream waits on its queue
+            asyncio.run_coroutine_threadsafe(burst(), double._loop)
+            async for line in response.content:
+                event = json.loads(line)
+                if event["type"] == "ADDED" and event["object"]["metadata"]["name"].startswith("burst-"):
+                    seen.append(event["object"]["metadata"]["name"])
+                if len(seen) == len(names):
+                    break
+    assert seen == names
+    assert time.monotonic() - started < 5, "the events waited for the stream's timeout"
 
 
 async def test_410_after_compact(double, api):

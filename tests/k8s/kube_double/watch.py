@@ -146,7 +146,10 @@ async def serve_watch(
             if deadline is not None and deadline - now <= 0:
                 break
             try:
-                event = await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.0))
+                # Queued events go out first. Waiting with a bookmark overdue (wait <= 0) times out at once on
+                # Python < 3.12, even with events queued: the stream would spin without sending them.
+                event = watcher.queue.get_nowait() if not watcher.queue.empty() else \
+                    await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.0))
             except asyncio.TimeoutError:
                 if bookmarks and time.monotonic() >= last_bookmark + interval and watcher.queue.empty():
                     await fault_point()
