@@ -8,6 +8,7 @@ it was asked to start from, the last version it sent, how it ended).
   the watches alone carried it.
 - A watch event that is lost while the stream stays open (later bookmarks move past it) is never delivered; the
   periodic GET of the call's object still ends the call.
+- A call whose pod the pod watch never showed (the object's stream told the end first) still shows the pod's log.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ async def wait_for_marker(path: str) -> str:
             return "no marker within 60 s"
         await asyncio.sleep(0.1)
     return "rested"
+
+
+@env.task
+async def say(words: str) -> str:
+    print(words, flush=True)
+    return words
 
 
 def _run(seconds: float = 1.0):
@@ -166,4 +173,22 @@ def test_a_lost_watch_event_is_caught_by_the_periodic_get(k8s_settings, kube, mo
     assert kube.faults.swallowed - swallowed >= 2  # at least the Job's completion and the pod's
     gets = [p for m, p in kube.requests[start:] if m == "GET" and p.startswith(f"{JOBS}/")]
     assert gets, "the call ended without the periodic GET"
+    assert wait_clean(kube) == []
+
+
+def test_a_call_whose_pod_the_watch_never_showed_still_shows_its_log(k8s_settings, kube, capsys):
+    def primary(_, pod):
+        return (pod["metadata"].get("labels") or {}).get("flyte.org/primary") == "true"
+
+    # Every event of the call's pod is lost: only the Job's stream says that the call ended.
+    kube.faults.swallow_watch_events("pods", n=1000, when=primary)
+    swallowed = kube.faults.swallowed
+    try:
+        result = asyncio.run(asyncio.wait_for(
+            flyte.with_runcontext(mode="remote").run.aio(say, words="heard without the pod's events"), 90))
+    finally:
+        kube.faults.clear()
+    assert result.outputs()[0] == "heard without the pod's events"
+    assert kube.faults.swallowed - swallowed >= 3  # created, running, done
+    assert "recovery.say] heard without the pod's events" in capsys.readouterr().err
     assert wait_clean(kube) == []

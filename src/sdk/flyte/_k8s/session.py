@@ -11,8 +11,9 @@ One attempt of a remote call (:meth:`RemoteSession.run_attempt`):
    followed once its container runs; a pod that cannot start fails the call after ``start_failure_grace`` with its
    Events, and so does an object whose controller reports it could not create its pod (``FailedCreate``, e.g. a
    ResourceQuota); one not started after ``pending_timeout`` fails it too;
-4. when the object or the pod is done, the outputs or the error document on the store decide the outcome (the
-   object's status confirms it, and names the cause when the pod died without a document: OOMKilled, a signal);
+4. when the object or the pod is done, the pod's log is shown to its end (the pod asked for directly when its watch
+   lags the object's), then the outputs or the error document on the store decide the outcome (the object's
+   status confirms it, and names the cause when the pod died without a document: OOMKilled, a signal);
 5. the object is deleted: in the background after an outcome was read, or, when the call was cut short (timeout,
    cancellation, Ctrl-C, a failing sibling), at once with Foreground propagation, shielded, waiting until it is gone
    (with a deadline). Jobs also carry ``ttlSecondsAfterFinished`` for the case where nobody is left to delete them.
@@ -57,6 +58,7 @@ DELETE_DEADLINE_S = 60.0
 BACKSTOP_S = 10.0  # how often a waiting call GETs its object, whatever the watch says
 RESULT_GRACE_S = 10.0  # how long an object that says it is done may wait for its outputs to be visible
 CREATE_EVENTS_S = 1.0  # how often an object without a pod is asked (its Events) whether its pod was refused
+LOG_DRAIN_S = 10.0  # how long a finished pod's log may take to reach its end (normally: at once)
 
 
 class RemoteSession:
@@ -195,16 +197,15 @@ class RemoteSession:
                 pod = self._primary_pod(resource, call)
                 if pod is not None and follower is None and _container_started(pod, container):
                     ever_started = True
-                    follower = LogFollower(self.kube, self.namespace, pod["metadata"]["name"], container,
-                                           terminal_sink(f"[{action.name} {action.task_name}] "),
-                                           lambda: _pod_done(self._primary_pod(resource, call)))
-                    follower.start()
+                    follower = self._follow(resource, call, pod, container, action)
                 if obj is not None and not ever_started and resource.started(obj):
                     ever_started = True
                 outcome = resource.outcome(obj) if obj is not None else None
                 phase = ((pod or {}).get("status") or {}).get("phase")
                 if outcome is not None or phase in ("Succeeded", "Failed"):
                     deleting = obj is None or bool(obj["metadata"].get("deletionTimestamp"))
+                    if not deleting:
+                        follower, pod = await self._finish_log(resource, call, pod, container, follower, action)
                     return await self._result(resource, call, outputs_uri, outcome, pod, container, follower,
                                               deleting)
                 problem = start_problem(pod)
@@ -242,6 +243,40 @@ class RemoteSession:
         finally:
             if follower is not None:
                 await follower.stop(drain_s=2.0 if _pod_done(pod) else 0.0)
+
+    def _follow(self, resource: KubernetesResource, call: RemoteCall, pod: dict[str, Any], container: str,
+                action: Any) -> LogFollower:
+        follower = LogFollower(self.kube, self.namespace, pod["metadata"]["name"], container,
+                               terminal_sink(f"[{action.name} {action.task_name}] "),
+                               lambda: _pod_done(self._primary_pod(resource, call)))
+        follower.start()
+        return follower
+
+    async def _finish_log(self, resource: KubernetesResource, call: RemoteCall, pod: dict[str, Any] | None,
+                          container: str, follower: LogFollower | None,
+                          action: Any) -> tuple[LogFollower | None, dict[str, Any] | None]:
+        """Shows the rest of a finished call's log before its result. The object and its pods come on separate
+        watch streams, so the object can say it is done before the pod's stream showed the pod running, or done:
+        the pod is then asked for directly, and its log read to the end (a finished container's log is kept)."""
+        if pod is None or not _pod_done(pod):
+            with contextlib.suppress(ApiError, OSError, asyncio.TimeoutError):
+                pod = await self._fetch_primary_pod(resource, call) or pod
+        if follower is None and pod is not None and _container_started(pod, container):
+            follower = self._follow(resource, call, pod, container, action)
+        if follower is not None:
+            # A pod still running (its object failed for another replica's sake) may never end its log.
+            await follower.stop(drain_s=LOG_DRAIN_S if _pod_done(pod) else 2.0)
+        return follower, pod
+
+    async def _fetch_primary_pod(self, resource: KubernetesResource, call: RemoteCall) -> dict[str, Any] | None:
+        """The call's primary pod as the API server has it now; the pod watch's cache takes it too."""
+        pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"]
+        selector = ",".join([pods.label_selector, f"{ACTION_LABEL}={call.labels[ACTION_LABEL]}",
+                             f"{ATTEMPT_LABEL}={call.labels[ATTEMPT_LABEL]}", f"{PRIMARY_LABEL}=true"])
+        listed = await self.kube.request("GET", pods.collection, query={"labelSelector": selector})
+        for item in listed.get("items") or []:
+            pods.store(item)
+        return self._primary_pod(resource, call)
 
     async def _result(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str, outcome: Any,
                       pod: dict[str, Any] | None, container: str, follower: LogFollower | None,
