@@ -4,8 +4,8 @@ The job runner pod runs the task (``flyte.runtime``) with ``DASK_SCHEDULER_ADDRE
 task attaches to the job's own cluster; the scheduler and worker pods are sized by ``Scheduler`` and
 ``WorkerGroup`` (image, resources, count). The code bundle reaches the workers as in attach mode (the runner ships
 it to them); the workers, where the task's functions run too, carry the runner's identity (env and secrets, the
-storage Secret, secret volumes, service account, pull secrets). The operator leaves finished DaskJobs in place (it has no TTL): the controller deletes them.
-Terminal ``status.jobStatus``: Successful, Failed.
+storage Secret, secret volumes, service account, pull secrets). The operator leaves finished DaskJobs in place
+(it has no TTL): the controller deletes them. Terminal ``status.jobStatus``: Successful, Failed.
 """
 
 from __future__ import annotations

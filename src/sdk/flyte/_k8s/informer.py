@@ -73,6 +73,14 @@ class Informer:
             self.store(obj)
         return obj
 
+    async def refresh_matching(self, selector: str) -> None:
+        """List the objects that also match ``selector`` now and take them in (the backstop for objects the watch
+        has not shown yet, when their names are not known)."""
+        listed = await self._kube.request("GET", self.collection,
+                                          query={"labelSelector": f"{self.label_selector},{selector}"})
+        for obj in listed.get("items") or []:
+            self.store(obj)
+
     async def _list(self) -> None:
         listed = await self._kube.request("GET", self.collection, query={"labelSelector": self.label_selector})
         self.relists += 1

@@ -68,6 +68,7 @@ class RemoteSession:
         self.kube = kube
         self.namespace = settings.namespace
         self.run_prefix = f"{settings.storage_uri}/runs/{run.name}"
+        self._pods_path = f"/api/v1/namespaces/{self.namespace}/pods"  # the run's pods: one watch for all its calls
         self._informers: dict[str, Informer] = {}
         self._changed = asyncio.Event()
         self.staging = RunStaging(run, settings.storage_uri, self.run_prefix,
@@ -118,7 +119,7 @@ class RemoteSession:
         call, outputs_uri = self.build_call(task, action, attempt, resource, task_uri=task_uri, bundle_uri=bundle_uri)
         manifest = resource.build(call)
         objects = self.informer(resource.collection_path(self.namespace))
-        self.informer(f"/api/v1/namespaces/{self.namespace}/pods")
+        self.informer(self._pods_path)
         action.links[resource.kind] = f"{self.namespace}/{call.name}"
         done = False
         try:
@@ -158,7 +159,7 @@ class RemoteSession:
 
     def _call_pods(self, call: RemoteCall) -> list[dict[str, Any]]:
         """The pods of this attempt of the call, in any role (the run's pod watch holds them)."""
-        pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"].objects
+        pods = self._informers[self._pods_path].objects
         action, attempt = call.labels[ACTION_LABEL], call.labels[ATTEMPT_LABEL]
         return [pod for pod in pods.values()
                 if (labels := pod["metadata"].get("labels") or {}).get(ACTION_LABEL) == action
@@ -270,12 +271,9 @@ class RemoteSession:
 
     async def _fetch_primary_pod(self, resource: KubernetesResource, call: RemoteCall) -> dict[str, Any] | None:
         """The call's primary pod as the API server has it now; the pod watch's cache takes it too."""
-        pods = self._informers[f"/api/v1/namespaces/{self.namespace}/pods"]
-        selector = ",".join([pods.label_selector, f"{ACTION_LABEL}={call.labels[ACTION_LABEL]}",
-                             f"{ATTEMPT_LABEL}={call.labels[ATTEMPT_LABEL]}", f"{PRIMARY_LABEL}=true"])
-        listed = await self.kube.request("GET", pods.collection, query={"labelSelector": selector})
-        for item in listed.get("items") or []:
-            pods.store(item)
+        await self._informers[self._pods_path].refresh_matching(
+            f"{ACTION_LABEL}={call.labels[ACTION_LABEL]},{ATTEMPT_LABEL}={call.labels[ATTEMPT_LABEL]},"
+            f"{PRIMARY_LABEL}=true")
         return self._primary_pod(resource, call)
 
     async def _result(self, resource: KubernetesResource, call: RemoteCall, outputs_uri: str, outcome: Any,
