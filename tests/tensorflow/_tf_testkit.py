@@ -65,7 +65,12 @@ def record(directory: str, **extra: object) -> None:
     kind, index = data["tf_replica_type"], data["tf_replica_index"]
     entry = {"type": kind, "index": index, "tf_config": os.environ.get("TF_CONFIG"), "ctx_tf_config":
              data["tf_config"], "primary": data["tf_primary"], "pid": os.getpid(), **extra}
-    Path(directory, f"{kind}-{index}.json").write_text(json.dumps(entry))
+    # Written aside and renamed into place: a replica stopped mid-write (the job ended, or the test's own kill)
+    # leaves no half-written record for ``records`` to trip over.
+    final = Path(directory, f"{kind}-{index}.json")
+    partial = final.with_suffix(".partial")
+    partial.write_text(json.dumps(entry))
+    os.replace(partial, final)
 
 
 def records(directory: str | Path) -> dict[str, dict]:

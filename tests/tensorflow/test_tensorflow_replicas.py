@@ -33,9 +33,13 @@ driver_env = flyte.TaskEnvironment(name="tf_driver")
 
 
 @env.task
-async def report(directory: str, tag: str) -> dict:
+async def report(directory: str, tag: str, replicas: int) -> dict:
     record(directory)
     data = flyte.ctx().data
+    if data["tf_primary"]:
+        # The primary's return ends the job and stops the parameter servers (and a PS job's workers) at once, as the
+        # operator does: it waits for every replica's record first, or a slow one would be stopped before writing.
+        await anyio.to_thread.run_sync(wait_for_records, directory, replicas)
     return {"type": data["tf_replica_type"], "index": data["tf_replica_index"], "tag": tag}
 
 
@@ -44,7 +48,7 @@ def _config(entry: dict) -> dict:
 
 
 def test_every_replica_gets_the_operators_tf_config_and_the_chief_value_is_the_tasks(run_name, tmp_path):
-    out = flyte.with_runcontext(name=run_name).run(report, str(tmp_path), "a").outputs()[0]
+    out = flyte.with_runcontext(name=run_name).run(report, str(tmp_path), "a", 5).outputs()[0]
     assert out == {"type": "chief", "index": 0, "tag": "a"}
     seen = records(tmp_path)
     assert sorted(seen) == ["chief-0", "evaluator-0", "ps-0", "worker-0", "worker-1"]
@@ -67,7 +71,7 @@ def test_every_replica_gets_the_operators_tf_config_and_the_chief_value_is_the_t
 async def resized(directory: str) -> list:
     three = report.override(plugin_config=TfJob(worker=Worker(replicas=3)))
     one = report.override(plugin_config=TfJob())
-    return [await three(os.path.join(directory, "three"), "b"), await one(os.path.join(directory, "one"), "c")]
+    return [await three(os.path.join(directory, "three"), "b", 3), await one(os.path.join(directory, "one"), "c", 1)]
 
 
 def test_override_resizes_the_workers_and_a_single_replica_trains_alone(run_name, tmp_path):
