@@ -49,7 +49,9 @@ async def fail_twice() -> int:
     raise ValueError("boom from the task body")
 
 
-@env.task(timeout=3)
+# The timeout also covers the cluster's cold start (the template's pre), which takes seconds on a loaded machine: it
+# must strike in the body, with the worker busy.
+@env.task(timeout=20)
 def block_on_a_worker() -> None:
     _record()
     get_client().submit(time.sleep, 120, pure=False).result()

@@ -21,8 +21,8 @@ MARGIN_S = 1.0  # the plugin's release and scheduling on a busy 2-core machine
 ENGINES = [
     pytest.param("spark", 1.0, 25.0, marks=[pytest.mark.spark], id="spark"),
     pytest.param("ray", 1.0, 15.0, marks=[pytest.mark.ray], id="ray"),
-    pytest.param("dask", 0.3, 6.0, marks=[pytest.mark.dask], id="dask"),
-    pytest.param("torch", 1.0, 10.0, marks=[pytest.mark.torch], id="torch"),
+    pytest.param("dask", 0.3, 10.0, marks=[pytest.mark.dask], id="dask"),
+    pytest.param("torch", 1.0, 15.0, marks=[pytest.mark.torch], id="torch"),
 ]
 
 

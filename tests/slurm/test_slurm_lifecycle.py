@@ -53,8 +53,9 @@ def sleep_in_job(marker: str, seconds: float) -> str:
 def test_task_timeout_cancels_the_job_and_waits_for_it(cluster, tmp_path):
     task = flyte.TaskEnvironment(name="slurm_timeout", plugin_config=config_for(cluster)).task(sleep_in_job)
     marker = tmp_path / "started"
-    with pytest.raises(TaskTimeoutError, match="exceeded its timeout of 15s"):
-        flyte.run(task.override(timeout=15), str(marker), 300)
+    # The timeout also covers connecting, sbatch and the job's start: it must strike while the job runs.
+    with pytest.raises(TaskTimeoutError, match="exceeded its timeout of 40s"):
+        flyte.run(task.override(timeout=40), str(marker), 300)
     job_id = marker.read_text()  # the job was running when the timeout struck
     assert cluster.active_jobs(job_id) == []  # at once: the call waited until Slurm had ended it
     state = cluster.job_record(job_id).get("JobState")
