@@ -273,7 +273,10 @@ def _script_running(tmp_path: Path, run_name: str, **popen: object) -> Iterator[
     process = subprocess.Popen([sys.executable, str(script), str(markers), run_name], **popen)
     try:
         end = time.monotonic() + 120
-        while len(list(markers.glob("started-*"))) < 2 and time.monotonic() < end:
+        while time.monotonic() < end:
+            found = list(markers.glob("started-*"))
+            if len(found) == 2 and all(m.read_text() for m in found):  # created before the pid is written
+                break
             time.sleep(0.05)
         pids = [int(p.read_text()) for p in markers.glob("started-*")]
         assert len(pids) == 2, "the replicas did not start"
