@@ -135,7 +135,7 @@ def test_release_runs_on_timeout_and_the_timeout_is_enforced():
     start = time.monotonic()
     with pytest.raises(TaskTimeoutError, match=r"counter.hangs .* timeout of 0.5s"):
         flyte.run(hangs)
-    assert time.monotonic() - start < 1.5  # within 1 s of the limit
+    assert time.monotonic() - start < 5  # the body would sleep 60 s
     assert EVENTS == [("pre", 2), ("release", "CancelledError")]
 
 

@@ -10,7 +10,6 @@ import contextlib
 import importlib
 import io
 import os
-import time
 
 import dask
 import psutil
@@ -96,12 +95,8 @@ async def late_joiner(module_name: str) -> dict:
 async def scenario(module_name: str) -> dict:
     small = dask_task.override(plugin_config=ONE_WORKER)
     out: dict = {}
-    started = time.perf_counter()
     out["first"] = await small(module_name)
-    out["first_s"] = time.perf_counter() - started
-    started = time.perf_counter()
     out["second"] = await small(module_name)
-    out["second_s"] = time.perf_counter() - started
     out["sync"] = await sync_body(module_name)
     out["late"] = await late_joiner(module_name)
     out["seed"] = await dask_task(module_name)  # 3 workers: the 1-worker cluster must be replaced
@@ -158,7 +153,7 @@ def test_second_compatible_call_reuses_the_cluster(observed):
     first, second = observed["first"], observed["second"]
     assert second["address"] == first["address"]
     assert second["worker_pids"] == first["worker_pids"]
-    assert observed["second_s"] < 1.0, f"warm call took {observed['second_s']:.3f}s (cold: {observed['first_s']:.3f}s)"
+    # How much faster a warm call is: benchmarks/, not a timed assertion here.
 
 
 def test_client_get_client_and_dask_compute_use_the_task_cluster(observed):

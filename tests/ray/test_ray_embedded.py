@@ -76,11 +76,9 @@ def test_embedded_seed_example_resize_reuse_user_module_logs(tmp_path, monkeypat
     async def main() -> dict:
         squares = await ray_task()
         small = await probe()
-        started = time.perf_counter()
         warm = await probe()
-        warm_s = time.perf_counter() - started
         big = await probe.override(plugin_config=bigger)()
-        return {"squares": squares, "small": small, "warm": warm, "warm_s": warm_s, "big": big}
+        return {"squares": squares, "small": small, "warm": warm, "big": big}
 
     out = flyte.run(main).outputs()[0]
     assert out["squares"] == [0, 1, 4]
@@ -90,7 +88,6 @@ def test_embedded_seed_example_resize_reuse_user_module_logs(tmp_path, monkeypat
     if (os.cpu_count() or 1) >= 2:
         assert big["cpus"] == 2, "the override to 2 worker replicas must show 2 CPUs inside the task"
     assert warm["address"] == small["address"] and warm["temp"] == small["temp"], "a compatible call must reuse"
-    assert out["warm_s"] < 2.0, out["warm_s"]
     assert big["address"] != small["address"] or big["temp"] != small["temp"], "a resize must restart Ray"
     # The user's module reached the workers through the code bundle, not through this process's sys.path.
     assert not small["file"].startswith(str(tmp_path)), small["file"]

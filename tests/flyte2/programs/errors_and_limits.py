@@ -14,7 +14,7 @@ async def give_up() -> int:
     raise flyte.errors.NonRecoverableError("bad input, no point retrying")
 
 
-@env.task(retries=5, timeout=flyte.Timeout(max_runtime=10, deadline=0.5))
+@env.task(retries=5, timeout=flyte.Timeout(max_runtime=10, deadline=1.0))
 async def slow() -> int:
     import asyncio
 
