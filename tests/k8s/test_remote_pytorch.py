@@ -265,7 +265,9 @@ def test_ctrl_c_deletes_a_running_pytorch_job_and_stops_its_torch_processes(conf
             time.sleep(0.2)
         seen = _pod_processes(kube)
         assert len(seen) >= 6, seen  # per node: the pod's runtime, its elastic launcher, a torch worker
-        time.sleep(2)  # the primary pod's log reaches the caller
+        while not any(" started on " in line for line in _primary_lines(err.read_text(), "torch_slow.slow")):
+            assert time.monotonic() < deadline, err.read_text()[-5000:]  # the primary pod's log reaches the caller
+            time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=120)
     finally:

@@ -45,16 +45,23 @@ print("TF_CONFIG=" + os.environ.get("TF_CONFIG", "none"), flush=True)
 role = os.environ["ROLE"]
 if role == "serve":
     time.sleep(600)
-time.sleep(float(os.environ.get("SLEEP", "0")))
+done, peers = os.environ.get("DONE_DIR"), int(os.environ.get("PEERS", "0"))
+if peers:  # wait for that many peers to be through, then give their pods a moment to be seen done
+    end = time.monotonic() + 120
+    while len(os.listdir(done)) < peers and time.monotonic() < end:
+        time.sleep(0.05)
+    time.sleep(2)
+elif done:
+    open(os.path.join(done, str(os.getpid())), "w").close()
 sys.exit(int(os.environ.get("EXIT", "0")))
 """
 
 
-def _group(count: int, role: str, exit_code: int = 0, sleep: float = 0) -> dict:
+def _group(count: int, role: str, exit_code: int = 0, done_dir: str = "", peers: int = 0) -> dict:
     return {"replicas": count, "template": {"spec": {"containers": [{
         "name": "tensorflow", "image": "tensorflow/tensorflow:2.16.1", "command": ["python", "-c", SCRIPT],
         "env": [{"name": "ROLE", "value": role}, {"name": "EXIT", "value": str(exit_code)},
-                {"name": "SLEEP", "value": str(sleep)}]}]}}}
+                {"name": "DONE_DIR", "value": done_dir}, {"name": "PEERS", "value": str(peers)}]}]}}}
 
 
 def _apply(kube, name: str, specs: dict, **spec) -> None:
@@ -101,12 +108,15 @@ def double(kube):
     return kube
 
 
-def test_fake_operator_gives_each_replica_its_tf_config_and_the_chief_decides(double):
+def test_fake_operator_gives_each_replica_its_tf_config_and_the_chief_decides(double, tmp_path):
     from kube_double.testing import wait_for
 
-    # The chief lingers so that the other replicas are done (and keep their pods) when it succeeds.
-    _apply(double, "tf-chief", {"Chief": _group(1, "train", sleep=3), "PS": _group(1, "serve"),
-                                "Worker": _group(2, "train"), "Evaluator": _group(1, "train")},
+    # The chief waits until the three other trainers are through, so that they are done (and keep their pods) when
+    # it succeeds; the parameter server still serves.
+    done = str(tmp_path)
+    _apply(double, "tf-chief", {"Chief": _group(1, "train", done_dir=done, peers=3), "PS": _group(1, "serve"),
+                                "Worker": _group(2, "train", done_dir=done),
+                                "Evaluator": _group(1, "train", done_dir=done)},
            runPolicy={"cleanPodPolicy": "Running"})
     wait_for(lambda: _finished(double, "tf-chief"), timeout=120, interval=0.1, message="the TFJob")
     conditions = _conditions(double, "tf-chief")
