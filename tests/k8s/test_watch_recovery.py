@@ -189,6 +189,8 @@ def test_a_call_whose_pod_the_watch_never_showed_still_shows_its_log(k8s_setting
     finally:
         kube.faults.clear()
     assert result.outputs()[0] == "heard without the pod's events"
-    assert kube.faults.swallowed - swallowed >= 3  # created, running, done
+    # The fault was live (the pod's creation at least; under load the call can end and stop watching before its
+    # pod's later events are sent, and then they count as nothing).
+    assert kube.faults.swallowed - swallowed >= 1
     assert "recovery.say] heard without the pod's events" in capsys.readouterr().err
     assert wait_clean(kube) == []
