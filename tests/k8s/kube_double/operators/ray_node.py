@@ -14,6 +14,7 @@ import sys
 # this file's folder holds the operator module ray.py: it must not shadow the ray package
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
+import ray._private.node as ray_node  # noqa: E402
 import ray._private.services as services  # noqa: E402
 
 
@@ -23,6 +24,21 @@ def _loopback(*args, **kwargs):
 
 services.node_ip_address_from_perspective = _loopback
 services.resolve_ip_for_localhost = lambda host: "127.0.0.1" if services.is_localhost(host) else host
+
+_prepare_socket_file = ray_node.Node._prepare_socket_file
+
+
+def _own_socket_file(self, socket_path, default_prefix):
+    """Every node of a cluster on the double shares the head's session folder, where Ray names a node's raylet and
+    plasma sockets ``raylet.N`` with the first N no file has yet: two worker pods starting together took the same
+    N, and the second raylet died on bind ("Address already in use"). On a real cluster each node is its own
+    machine; here each node process names its sockets after its pid."""
+    if socket_path is None:
+        socket_path = os.path.join(self._sockets_dir, f"{default_prefix}.{os.getpid()}")
+    return _prepare_socket_file(self, socket_path, default_prefix)
+
+
+ray_node.Node._prepare_socket_file = _own_socket_file
 
 
 
