@@ -101,7 +101,9 @@ async def serve(request: web.Request, pod: dict, instances: dict, waiting_reason
     if params.get("previous") in ("true", "1"):
         # The kubelet reads the instance of the container's lastState: while it waits in CrashLoopBackOff that is
         # the latest instance (none newer has started), else the one before the latest.
-        backing_off = waiting_reason(container) == "CrashLoopBackOff"
+        # A newest instance still running is no lastState, whatever the (possibly older) pod status says: the
+        # kubelet may have started it just after the status read here showed CrashLoopBackOff.
+        backing_off = waiting_reason(container) == "CrashLoopBackOff" and bool(history) and history[-1].done
         if len(history) < (1 if backing_off else 2):
             raise errors.bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
         log = history[-1] if backing_off else history[-2]
