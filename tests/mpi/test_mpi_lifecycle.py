@@ -17,6 +17,7 @@ import pytest
 from _mpi_testkit import assert_no_leaks, job_processes
 
 import flyte
+from _marker_kit import wait_for_started
 from flyte.errors import TaskTimeoutError
 from flyteplugins.mpi.task import MPIJob, MPIJobError, RunPolicy, Worker
 
@@ -29,16 +30,6 @@ env = flyte.TaskEnvironment(name="mpi_life", plugin_config=MPIJob(worker=Worker(
 def train_forever(marker_dir: str) -> None:
     Path(marker_dir, f"started-{flyte.ctx().rank}").write_text(str(os.getpid()))
     time.sleep(600)
-
-
-def _wait_for_markers(directory: Path, count: int, timeout: float = 60) -> list[int]:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        markers = sorted(directory.glob("started-*"))
-        if len(markers) >= count and all(m.read_text() for m in markers):
-            return [int(m.read_text()) for m in markers]
-        time.sleep(0.05)
-    raise AssertionError(f"ranks did not start within {timeout}s")
 
 
 def _alive(pid: int) -> bool:
@@ -78,7 +69,7 @@ def test_cancellation_stops_every_rank_and_the_loop_stays_free(run_name, tmp_pat
 
             group.start_soon(ticker)
             group.start_soon(flyte.with_runcontext(name=run_name).run.aio, train_forever, str(tmp_path))
-            await anyio.to_thread.run_sync(_wait_for_markers, tmp_path, 2)
+            await anyio.to_thread.run_sync(wait_for_started, tmp_path, 2)
             ticks_when_running = ticks
             assert len(job_processes()) >= 3  # the leak check sees mpirun and both ranks
             await anyio.sleep(1.0)
@@ -119,7 +110,7 @@ def test_ctrl_c_stops_mpirun_and_every_rank(run_name, tmp_path):
     process = subprocess.Popen([sys.executable, str(script), str(markers), run_name], stdout=subprocess.PIPE,
                                text=True, env={**os.environ, "FLYTE_PROGRESS": "quiet"})
     try:
-        pids = _wait_for_markers(markers, 4)
+        pids = wait_for_started(markers, 4)
         process.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground program
         out, _ = process.communicate(timeout=60)
     finally:

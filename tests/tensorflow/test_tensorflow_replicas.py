@@ -22,6 +22,7 @@ import pytest
 from _tf_testkit import alive, assert_no_leaks, job_processes, record, records, wait_for_records
 
 import flyte
+from _marker_kit import wait_for_started
 from flyte.errors import TaskTimeoutError
 from flyteplugins.tensorflow.task import PS, Chief, Evaluator, RunPolicy, TfJob, TfJobError, Worker
 
@@ -272,15 +273,7 @@ def _script_running(tmp_path: Path, run_name: str, **popen: object) -> Iterator[
     markers.mkdir()
     process = subprocess.Popen([sys.executable, str(script), str(markers), run_name], **popen)
     try:
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            found = list(markers.glob("started-*"))
-            if len(found) == 2 and all(m.read_text() for m in found):  # created before the pid is written
-                break
-            time.sleep(0.05)
-        pids = [int(p.read_text()) for p in markers.glob("started-*")]
-        assert len(pids) == 2, "the replicas did not start"
-        yield process, pids
+        yield process, wait_for_started(markers, 2)
     finally:
         if process.poll() is None:
             process.kill()

@@ -41,7 +41,6 @@ def _own_socket_file(self, socket_path, default_prefix):
 ray_node.Node._prepare_socket_file = _own_socket_file
 
 
-
 def run_job(entrypoint: str) -> None:
     """Start a RayJob's driver as KubeRay's submitter (``ray job submit --runtime-env-json ...``) and Ray's job
     supervisor on the head do: the job's runtime env (``RAY_RUNTIME_ENV_YAML``, the RayJob's ``runtimeEnvYAML``) is
